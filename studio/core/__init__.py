@@ -1,0 +1,1 @@
+"""Domain types and geometry. Imports no Qt, SQLAlchemy or torch (checked by import-linter)."""

@@ -1,0 +1,243 @@
+"""Annotation shapes as immutable, validated value objects.
+
+Coordinates are pixels in the image's own frame, as floats: x to the right, y down, the origin at the
+top-left corner of the top-left pixel (COCO's convention). Shapes know nothing of images or databases;
+geometry that needs an image size (rasterizing, IoU of masks) lives in :mod:`studio.core.geometry`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeAlias
+
+from pycocotools import mask as mask_utils
+
+from studio.core.errors import InvalidShapeError
+
+Point: TypeAlias = tuple[float, float]
+BBox: TypeAlias = tuple[float, float, float, float]
+"""Axis-aligned box as (x, y, width, height), COCO's order."""
+
+
+def _points(raw: Iterable[Sequence[float]], what: str, minimum: int) -> tuple[Point, ...]:
+    try:
+        pts = tuple((float(p[0]), float(p[1])) for p in raw)
+    except (TypeError, ValueError, IndexError) as exc:
+        raise InvalidShapeError(f"{what}: points must be (x, y) pairs of numbers") from exc
+    if len(pts) < minimum:
+        raise InvalidShapeError(f"{what} needs at least {minimum} points, got {len(pts)}")
+    if not all(math.isfinite(v) for p in pts for v in p):
+        raise InvalidShapeError(f"{what}: coordinates must be finite numbers")
+    return pts
+
+
+def _bbox_of(points: Iterable[Point]) -> BBox:
+    xs, ys = zip(*points, strict=True)
+    return (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
+
+
+@dataclass(frozen=True, slots=True)
+class Box:
+    """Axis-aligned box by its corners (x1, y1) top-left and (x2, y2) bottom-right."""
+
+    x1: float
+    y1: float
+    x2: float
+    y2: float
+    kind: ClassVar[str] = "box"
+
+    def __post_init__(self) -> None:
+        values = (self.x1, self.y1, self.x2, self.y2)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise InvalidShapeError(f"box corners must be finite numbers, got {values}")
+        if self.x2 < self.x1 or self.y2 < self.y1:
+            raise InvalidShapeError(f"box has negative size: {values}")
+
+    @classmethod
+    def from_xywh(cls, x: float, y: float, w: float, h: float) -> Box:
+        return cls(float(x), float(y), float(x) + float(w), float(y) + float(h))
+
+    @property
+    def width(self) -> float:
+        return self.x2 - self.x1
+
+    @property
+    def height(self) -> float:
+        return self.y2 - self.y1
+
+    def bbox(self) -> BBox:
+        return (self.x1, self.y1, self.width, self.height)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "xyxy": [self.x1, self.y1, self.x2, self.y2]}
+
+
+@dataclass(frozen=True, slots=True)
+class RotatedBox:
+    """Box of size (w, h) centred on (cx, cy), turned by `angle` degrees clockwise (y points down)."""
+
+    cx: float
+    cy: float
+    w: float
+    h: float
+    angle: float
+    kind: ClassVar[str] = "rotated_box"
+
+    def __post_init__(self) -> None:
+        values = (self.cx, self.cy, self.w, self.h, self.angle)
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
+            raise InvalidShapeError(f"rotated box values must be finite numbers, got {values}")
+        if self.w < 0 or self.h < 0:
+            raise InvalidShapeError(f"rotated box has negative size: {values}")
+
+    def corners(self) -> tuple[Point, Point, Point, Point]:
+        """The four corners, clockwise from the one that is top-left before rotation."""
+        rad = math.radians(self.angle)
+        cos, sin = math.cos(rad), math.sin(rad)
+        half = ((-self.w / 2, -self.h / 2), (self.w / 2, -self.h / 2), (self.w / 2, self.h / 2), (-self.w / 2, self.h / 2))
+        return tuple((self.cx + dx * cos - dy * sin, self.cy + dx * sin + dy * cos) for dx, dy in half)  # type: ignore[return-value]
+
+    def bbox(self) -> BBox:
+        return _bbox_of(self.corners())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "cxcywha": [self.cx, self.cy, self.w, self.h, self.angle]}
+
+
+@dataclass(frozen=True, slots=True)
+class Polygon:
+    """A region bounded by one or more closed rings (several parts: an object split by occlusion).
+
+    Parts are combined as a union, as COCO does for a polygon segmentation with several lists.
+    """
+
+    parts: tuple[tuple[Point, ...], ...]
+    kind: ClassVar[str] = "polygon"
+
+    def __init__(self, parts: Iterable[Iterable[Sequence[float]]]) -> None:
+        rings = tuple(_points(part, "polygon part", 3) for part in parts)
+        if not rings:
+            raise InvalidShapeError("polygon needs at least one part")
+        object.__setattr__(self, "parts", rings)
+
+    @classmethod
+    def from_flat(cls, flat_parts: Iterable[Sequence[float]]) -> Polygon:
+        """From COCO's form: one [x0, y0, x1, y1, ...] list per part."""
+        parts = []
+        for flat in flat_parts:
+            if len(flat) % 2:
+                raise InvalidShapeError("polygon part has an odd number of coordinates")
+            parts.append(list(zip(flat[0::2], flat[1::2], strict=True)))
+        return cls(parts)
+
+    def to_flat(self) -> list[list[float]]:
+        return [[v for point in part for v in point] for part in self.parts]
+
+    def bbox(self) -> BBox:
+        return _bbox_of(p for part in self.parts for p in part)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "parts": [[list(p) for p in part] for part in self.parts]}
+
+
+@dataclass(frozen=True, slots=True)
+class Mask:
+    """A pixel mask stored as COCO compressed RLE (column-major run lengths, as pycocotools writes).
+
+    `size` is (height, width) of the image the mask belongs to.
+    """
+
+    size: tuple[int, int]
+    counts: str
+    kind: ClassVar[str] = "mask"
+
+    def __post_init__(self) -> None:
+        h, w = self.size
+        if not (isinstance(h, int) and isinstance(w, int)) or h <= 0 or w <= 0:
+            raise InvalidShapeError(f"mask size must be positive (height, width), got {self.size}")
+        if not isinstance(self.counts, str):
+            raise InvalidShapeError("mask counts must be a compressed RLE string")
+
+    @property
+    def rle(self) -> dict[str, Any]:
+        """pycocotools' RLE dict (counts as bytes)."""
+        return {"size": [self.size[0], self.size[1]], "counts": self.counts.encode("ascii")}
+
+    def bbox(self) -> BBox:
+        """Around the mask's pixels; all zeros for an empty mask."""
+        x, y, w, h = mask_utils.toBbox(self.rle).tolist()
+        return (float(x), float(y), float(w), float(h))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "size": list(self.size), "counts": self.counts}
+
+
+@dataclass(frozen=True, slots=True)
+class Points:
+    """Keypoints. `visibility` follows COCO: 0 not labelled, 1 labelled but hidden, 2 visible."""
+
+    points: tuple[Point, ...]
+    visibility: tuple[int, ...] | None = None
+    kind: ClassVar[str] = "points"
+
+    def __init__(self, points: Iterable[Sequence[float]], visibility: Iterable[int] | None = None) -> None:
+        pts = _points(points, "points", 1)
+        vis = None if visibility is None else tuple(int(v) for v in visibility)
+        if vis is not None and (len(vis) != len(pts) or any(v not in (0, 1, 2) for v in vis)):
+            raise InvalidShapeError("points visibility needs one flag in {0, 1, 2} per point")
+        object.__setattr__(self, "points", pts)
+        object.__setattr__(self, "visibility", vis)
+
+    def bbox(self) -> BBox:
+        return _bbox_of(self.points)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "points": [list(p) for p in self.points]}
+        if self.visibility is not None:
+            out["visibility"] = list(self.visibility)
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Polyline:
+    """An open line through two or more points (lanes, edges, skeleton bones)."""
+
+    points: tuple[Point, ...]
+    kind: ClassVar[str] = "polyline"
+
+    def __init__(self, points: Iterable[Sequence[float]]) -> None:
+        object.__setattr__(self, "points", _points(points, "polyline", 2))
+
+    def bbox(self) -> BBox:
+        return _bbox_of(self.points)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "points": [list(p) for p in self.points]}
+
+
+Shape: TypeAlias = Box | RotatedBox | Polygon | Mask | Points | Polyline
+SHAPE_KINDS: tuple[str, ...] = tuple(cls.kind for cls in (Box, RotatedBox, Polygon, Mask, Points, Polyline))
+
+
+def shape_from_json(data: Mapping[str, Any]) -> Shape:
+    """Inverse of ``shape.to_json()``; raises InvalidShapeError on anything malformed."""
+    try:
+        kind = data["kind"]
+        if kind == "box":
+            return Box(*(float(v) for v in data["xyxy"]))
+        if kind == "rotated_box":
+            return RotatedBox(*(float(v) for v in data["cxcywha"]))
+        if kind == "polygon":
+            return Polygon(data["parts"])
+        if kind == "mask":
+            h, w = data["size"]
+            return Mask((int(h), int(w)), str(data["counts"]))
+        if kind == "points":
+            return Points(data["points"], data.get("visibility"))
+        if kind == "polyline":
+            return Polyline(data["points"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InvalidShapeError(f"malformed {data.get('kind', 'shape')!s}: {exc}") from exc
+    raise InvalidShapeError(f"unknown shape kind {kind!r}; expected one of {', '.join(SHAPE_KINDS)}")

@@ -1,0 +1,135 @@
+"""Domain types: what a project holds, independent of how it is stored or shown.
+
+Rows become these at the database boundary (studio.db); the GUI, CLI, jobs and formats only ever see
+these. They are frozen: an edit is `dataclasses.replace(annotation, shape=...)` handed to the project.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from studio.core.errors import StudioError
+from studio.core.shapes import Shape
+
+MediaKind = Literal["image", "video"]
+MediaStatus = Literal["ok", "missing", "changed"]
+ReviewState = Literal["todo", "in_progress", "done", "rejected"]
+RunStatus = Literal["running", "complete", "cancelled", "failed"]
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"})
+
+_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+# A qualitative palette (Tableau 10 then its light variants): distinct on photos, readable on dark UI.
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f",
+    "#bab0ac", "#a0cbe8", "#ffbe7d", "#ff9d9a", "#86bcb6", "#8cd17d", "#f1ce63", "#d4a6c8", "#fabfd2",
+)
+
+
+def default_color(index: int) -> str:
+    """Colour for the index-th label of a project, cycling through PALETTE."""
+    return PALETTE[index % len(PALETTE)]
+
+
+@dataclass(frozen=True, slots=True)
+class MediaInfo:
+    """What probing a file on disk tells: enough to add it to a project."""
+
+    path: str
+    kind: MediaKind
+    width: int
+    height: int
+    size_bytes: int
+    mtime_ns: int
+    frame_count: int = 1
+    fps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """An image, or a whole video (its frames are addressed by `frame` on annotations).
+
+    `path` is as stored: relative to the project directory when inside it, absolute otherwise.
+    """
+
+    id: int
+    path: str
+    kind: MediaKind
+    width: int
+    height: int
+    size_bytes: int
+    mtime_ns: int
+    frame_count: int = 1
+    fps: float | None = None
+    status: MediaStatus = "ok"
+    review_state: ReviewState = "todo"
+    caption: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        """(height, width), numpy's order, as geometry functions take it."""
+        return (self.height, self.width)
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    id: int
+    name: str
+    color: str
+
+    def __post_init__(self) -> None:
+        if not self.name.strip():
+            raise StudioError("a label needs a non-empty name")
+        if not _COLOR.match(self.color):
+            raise StudioError(f"label colour must look like #rrggbb, got {self.color!r}")
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One labelled shape on one image or video frame.
+
+    `run_id` None means a person made it (ground truth); otherwise it is a prediction of that model
+    run and usually carries a `score`. `frame` is 0 for images.
+    """
+
+    media_id: int
+    label_id: int
+    shape: Shape
+    frame: int = 0
+    run_id: int | None = None
+    score: float | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    track_id: int | None = None
+    id: int | None = None
+    created_by: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def is_human(self) -> bool:
+        return self.run_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRun:
+    """One execution of a model over some media. Its predictions are annotations with its run_id."""
+
+    id: int
+    name: str
+    plugin: str
+    weights: str | None
+    params: dict[str, Any]
+    device: str | None
+    status: RunStatus
+    created_at: datetime
+    finished_at: datetime | None = None
+    stats: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,577 @@
+"""The project service: every read and edit of a project goes through `Project`.
+
+The CLI, the GUI, jobs and tests share it. Each method is one short transaction committed before it
+returns, so a crash loses at most the edit in flight; `with project.transaction():` groups many calls
+into one all-or-nothing transaction (imports). Rows are turned into studio.core types here and never
+leave this module, so no caller holds a session.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+from sqlalchemy import Engine, ScalarResult, Select, delete, exists, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+from studio.core import geometry
+from studio.core.errors import NotFoundError, ProjectError, StudioError
+from studio.core.shapes import shape_from_json
+from studio.core.types import Annotation, Label, Media, MediaInfo, ModelRun, ReviewState, RunStatus, default_color
+from studio.db import migrate
+from studio.db.engine import make_engine
+from studio.db.schema import AnnotationRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
+
+DB_NAME = "studio.db"
+
+Source: TypeAlias = Literal["human", "all"] | int
+"""Which annotations: "human" (ground truth), "all", or the id of a model run."""
+
+
+def _media(row: MediaRow) -> Media:
+    return Media(
+        id=row.id, path=row.path, kind=row.kind, width=row.width, height=row.height,  # type: ignore[arg-type]
+        size_bytes=row.size_bytes, mtime_ns=row.mtime_ns, frame_count=row.frame_count, fps=row.fps,
+        status=row.status, review_state=row.review_state, caption=row.caption,  # type: ignore[arg-type]
+    )
+
+
+def _label(row: LabelRow) -> Label:
+    return Label(id=row.id, name=row.name, color=row.color)
+
+
+def _run(row: RunRow) -> ModelRun:
+    return ModelRun(
+        id=row.id, name=row.name, plugin=row.plugin, weights=row.weights, params=dict(row.params or {}),
+        device=row.device, status=row.status, created_at=row.created_at,  # type: ignore[arg-type]
+        finished_at=row.finished_at, stats=dict(row.stats or {}),
+    )
+
+
+def _annotation(row: AnnotationRow) -> Annotation:
+    return Annotation(
+        id=row.id, media_id=row.media_id, frame=row.frame, label_id=row.label_id, run_id=row.run_id,
+        shape=shape_from_json(row.geometry), score=row.score, attributes=dict(row.attributes or {}),
+        track_id=row.track_id, created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def annotation_values(ann: Annotation) -> dict[str, Any]:
+    """Column values for an annotation row (bbox and area derived from the shape)."""
+    x, y, w, h = ann.shape.bbox()
+    values: dict[str, Any] = {
+        "media_id": ann.media_id, "frame": ann.frame, "label_id": ann.label_id, "run_id": ann.run_id,
+        "kind": ann.shape.kind, "geometry": ann.shape.to_json(), "x": x, "y": y, "w": w, "h": h,
+        "area": geometry.area(ann.shape), "score": ann.score, "attributes": dict(ann.attributes),
+        "track_id": ann.track_id, "created_by": ann.created_by,
+    }
+    if ann.id is not None:
+        values["id"] = ann.id
+    if ann.created_at is not None:
+        values["created_at"] = ann.created_at
+    return values
+
+
+class Project:
+    """A labelling project: a directory holding studio.db (or any SQLAlchemy URL plus a media root)."""
+
+    def __init__(self, engine: Engine, root: Path) -> None:
+        self.engine = engine
+        self.root = root.resolve()
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._local = threading.local()
+
+    # ---- opening -----------------------------------------------------------------------------------
+
+    @classmethod
+    def create(cls, root: Path | str) -> Project:
+        """Make a new project directory (it may exist, but must not already hold a project)."""
+        root = Path(root)
+        if (root / DB_NAME).exists():
+            raise ProjectError(f"{root} already holds a project; open it instead")
+        if root.exists() and not root.is_dir():
+            raise ProjectError(f"{root} exists and is not a directory")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ProjectError(f"cannot create project directory {root}: {exc.strerror}") from exc
+        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root)
+
+    @classmethod
+    def open(cls, root: Path | str, *, create: bool = False) -> Project:
+        """Open an existing project directory (or its studio.db file); `create=True` makes it if absent."""
+        root = Path(root)
+        if root.name == DB_NAME and root.is_file():
+            root = root.parent
+        if not (root / DB_NAME).is_file():
+            if create:
+                return cls.create(root)
+            raise ProjectError(f"{root} is not a Studio project (no {DB_NAME}); create it with `studio new {root}`")
+        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root)
+
+    @classmethod
+    def connect(cls, url: str, root: Path | str) -> Project:
+        """Open (creating tables if needed) a project in any database, e.g. PostgreSQL for a team.
+
+        `root` is the directory that relative media paths are resolved against.
+        """
+        return cls._connect(url, Path(root))
+
+    @classmethod
+    def _connect(cls, url: str, root: Path) -> Project:
+        engine = make_engine(url)
+        try:
+            migrate.upgrade(engine)
+        except OperationalError as exc:
+            engine.dispose()
+            raise ProjectError(f"cannot open the project database ({exc.orig})") from exc
+        except BaseException:
+            engine.dispose()
+            raise
+        return cls(engine, root)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # ---- transactions ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """The open transaction of `transaction()` on this thread, or a new one committed at the end."""
+        active: Session | None = getattr(self._local, "session", None)
+        if active is not None:
+            yield active
+            return
+        with self._sessions() as session, session.begin():
+            yield session
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group the calls made inside into one transaction: all of them are saved, or none."""
+        if getattr(self._local, "session", None) is not None:
+            yield  # nested: the outer transaction decides
+            return
+        with self._sessions() as session, session.begin():
+            self._local.session = session
+            try:
+                yield
+            finally:
+                self._local.session = None
+
+    # ---- media -------------------------------------------------------------------------------------
+
+    def stored_path(self, path: Path | str) -> str:
+        """How a media path is stored: relative (posix) inside the project directory, absolute outside."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            return absolute.relative_to(self.root).as_posix()
+        except ValueError:
+            return absolute.as_posix()
+
+    def resolve(self, media: Media | str) -> Path:
+        """Where a media file is on disk."""
+        path = Path(media.path if isinstance(media, Media) else media)
+        return path if path.is_absolute() else self.root / path
+
+    def add_media(self, infos: Sequence[MediaInfo]) -> list[Media]:
+        """Add probed files; a path already in the project is returned as it is, not added twice."""
+        added: list[Media] = []
+        with self._session() as s:
+            for info in infos:
+                path = self.stored_path(info.path)
+                row = s.scalar(select(MediaRow).where(MediaRow.path == path))
+                if row is None:
+                    row = MediaRow(
+                        path=path, kind=info.kind, width=info.width, height=info.height, size_bytes=info.size_bytes,
+                        mtime_ns=info.mtime_ns, frame_count=info.frame_count, fps=info.fps,
+                    )
+                    s.add(row)
+                    s.flush()
+                added.append(_media(row))
+        return added
+
+    def get_media(self, media_id: int) -> Media:
+        with self._session() as s:
+            row = s.get(MediaRow, media_id)
+            if row is None:
+                raise NotFoundError(f"no media with id {media_id}")
+            return _media(row)
+
+    def find_media(self, path: Path | str) -> Media | None:
+        """The media stored under this path (given as on disk, or as stored)."""
+        stored = path if isinstance(path, str) and not os.path.isabs(path) and "\\" not in path else None
+        candidates = {self.stored_path(path)} | ({stored} if stored else set())
+        with self._session() as s:
+            row = s.scalar(select(MediaRow).where(MediaRow.path.in_(candidates)))
+            return None if row is None else _media(row)
+
+    def _media_query(
+        self, *, name_contains: str | None, label_id: int | None, unannotated: bool, review_state: ReviewState | None
+    ) -> Select[tuple[MediaRow]]:
+        query = select(MediaRow)
+        human = AnnotationRow.run_id.is_(None)
+        if name_contains:
+            query = query.where(MediaRow.path.icontains(name_contains, autoescape=True))
+        if label_id is not None:
+            query = query.where(
+                exists().where(AnnotationRow.media_id == MediaRow.id, AnnotationRow.label_id == label_id, human)
+            )
+        if unannotated:
+            query = query.where(~exists().where(AnnotationRow.media_id == MediaRow.id, human))
+        if review_state is not None:
+            query = query.where(MediaRow.review_state == review_state)
+        return query
+
+    def list_media(
+        self,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        name_contains: str | None = None,
+        label_id: int | None = None,
+        unannotated: bool = False,
+        review_state: ReviewState | None = None,
+    ) -> list[Media]:
+        """Media in the order they were added, filtered (label and "unannotated" look at human annotations)."""
+        query = self._media_query(
+            name_contains=name_contains, label_id=label_id, unannotated=unannotated, review_state=review_state
+        )
+        query = query.order_by(MediaRow.id).offset(offset).limit(limit)
+        with self._session() as s:
+            return [_media(row) for row in s.scalars(query)]
+
+    def count_media(
+        self,
+        *,
+        name_contains: str | None = None,
+        label_id: int | None = None,
+        unannotated: bool = False,
+        review_state: ReviewState | None = None,
+    ) -> int:
+        query = self._media_query(
+            name_contains=name_contains, label_id=label_id, unannotated=unannotated, review_state=review_state
+        )
+        with self._session() as s:
+            return s.scalar(select(func.count()).select_from(query.subquery())) or 0
+
+    def _update_media(self, media_id: int, **values: Any) -> Media:
+        with self._session() as s:
+            row = s.get(MediaRow, media_id)
+            if row is None:
+                raise NotFoundError(f"no media with id {media_id}")
+            for key, value in values.items():
+                setattr(row, key, value)
+            return _media(row)
+
+    def set_review_state(self, media_id: int, state: ReviewState) -> Media:
+        return self._update_media(media_id, review_state=state)
+
+    def set_caption(self, media_id: int, caption: str | None) -> Media:
+        return self._update_media(media_id, caption=caption)
+
+    def set_media_status(self, media_id: int, status: str, info: MediaInfo | None = None) -> Media:
+        """Record what change detection found; with `info`, also the file's new size and mtime."""
+        values: dict[str, Any] = {"status": status}
+        if info is not None:
+            values.update(size_bytes=info.size_bytes, mtime_ns=info.mtime_ns, width=info.width, height=info.height,
+                          frame_count=info.frame_count, fps=info.fps)
+        return self._update_media(media_id, **values)
+
+    # ---- labels ------------------------------------------------------------------------------------
+
+    def labels(self) -> list[Label]:
+        with self._session() as s:
+            return [_label(row) for row in s.scalars(select(LabelRow).order_by(LabelRow.id))]
+
+    def get_label(self, label_id: int) -> Label:
+        with self._session() as s:
+            row = s.get(LabelRow, label_id)
+            if row is None:
+                raise NotFoundError(f"no label with id {label_id}")
+            return _label(row)
+
+    def find_label(self, name: str) -> Label | None:
+        with self._session() as s:
+            row = s.scalar(select(LabelRow).where(LabelRow.name == name))
+            return None if row is None else _label(row)
+
+    def ensure_label(self, name: str, color: str | None = None) -> Label:
+        """The label with this name, created (with `color` or the next palette colour) if absent."""
+        name = name.strip()
+        with self._session() as s:
+            row = s.scalar(select(LabelRow).where(LabelRow.name == name))
+            if row is None:
+                count = s.scalar(select(func.count(LabelRow.id))) or 0
+                label = Label(id=0, name=name, color=color or default_color(count))  # validates
+                row = LabelRow(name=label.name, color=label.color)
+                s.add(row)
+                s.flush()
+            return _label(row)
+
+    def rename_label(self, label_id: int, name: str) -> Label:
+        if self.find_label(name.strip()) is not None:
+            raise StudioError(f"a label named {name.strip()!r} exists already; merge the labels instead")
+        return self._update_label(label_id, name=name.strip())
+
+    def recolor_label(self, label_id: int, color: str) -> Label:
+        return self._update_label(label_id, color=color)
+
+    def _update_label(self, label_id: int, **values: str) -> Label:
+        with self._session() as s:
+            row = s.get(LabelRow, label_id)
+            if row is None:
+                raise NotFoundError(f"no label with id {label_id}")
+            _label(LabelRow(id=row.id, name=values.get("name", row.name), color=values.get("color", row.color)))
+            for key, value in values.items():
+                setattr(row, key, value)
+            return _label(row)
+
+    def merge_labels(self, source_id: int, target_id: int) -> int:
+        """Move every annotation of `source_id` to `target_id` and delete the source label."""
+        if source_id == target_id:
+            return 0
+        self.get_label(target_id)
+        with self._session() as s:
+            moved = s.execute(
+                update(AnnotationRow).where(AnnotationRow.label_id == source_id).values(label_id=target_id)
+            ).rowcount
+            s.execute(delete(LabelRow).where(LabelRow.id == source_id))
+        return moved
+
+    def delete_label(self, label_id: int) -> None:
+        """Delete an unused label; one still in use must be merged into another first."""
+        with self._session() as s:
+            used = s.scalar(select(func.count(AnnotationRow.id)).where(AnnotationRow.label_id == label_id))
+            if used:
+                raise StudioError(f"label is used by {used} annotations; merge it into another label instead")
+            s.execute(delete(LabelRow).where(LabelRow.id == label_id))
+
+    def label_counts(self, source: Source = "human") -> dict[int, int]:
+        """Annotations per label id for a source."""
+        query = select(AnnotationRow.label_id, func.count(AnnotationRow.id)).group_by(AnnotationRow.label_id)
+        with self._session() as s:
+            return dict(s.execute(self._filter_source(query, source)).all())  # type: ignore[arg-type]
+
+    # ---- annotations -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _filter_source(query: Select, source: Source) -> Select:
+        if source == "human":
+            return query.where(AnnotationRow.run_id.is_(None))
+        if source == "all":
+            return query
+        return query.where(AnnotationRow.run_id == source)
+
+    def add_annotation(self, ann: Annotation) -> Annotation:
+        """Store one annotation (an `id` set re-inserts a deleted one under its id, for undo)."""
+        with self._session() as s:
+            row = AnnotationRow(**annotation_values(ann))
+            s.add(row)
+            try:
+                s.flush()
+            except IntegrityError as exc:
+                raise StudioError(f"annotation refers to a missing media, label or run ({exc.orig})") from exc
+            return _annotation(row)
+
+    def add_annotations(self, anns: Iterable[Annotation], *, batch_size: int = 5000) -> int:
+        """Store many annotations with bulk inserts; returns how many."""
+        count = 0
+        batch: list[dict[str, Any]] = []
+        with self._session() as s:
+            for ann in anns:
+                batch.append(annotation_values(ann))
+                if len(batch) >= batch_size:
+                    count += self._insert(s, batch)
+                    batch = []
+            if batch:
+                count += self._insert(s, batch)
+        return count
+
+    @staticmethod
+    def _insert(session: Session, batch: list[dict[str, Any]]) -> int:
+        now = datetime.now(UTC)
+        for values in batch:
+            values.setdefault("created_at", now)
+            values["updated_at"] = now
+        try:
+            session.execute(insert(AnnotationRow), batch)
+        except IntegrityError as exc:
+            raise StudioError(f"annotation refers to a missing media, label or run ({exc.orig})") from exc
+        return len(batch)
+
+    def get_annotation(self, annotation_id: int) -> Annotation:
+        with self._session() as s:
+            row = s.get(AnnotationRow, annotation_id)
+            if row is None:
+                raise NotFoundError(f"no annotation with id {annotation_id}")
+            return _annotation(row)
+
+    def update_annotation(self, ann: Annotation) -> Annotation:
+        """Save an edited annotation (shape, label, attributes, ...); returns it with its new timestamp."""
+        if ann.id is None:
+            raise StudioError("cannot update an annotation that was never saved")
+        values = annotation_values(ann)
+        values.pop("created_at", None)
+        values["updated_at"] = datetime.now(UTC)
+        with self._session() as s:
+            result = s.execute(update(AnnotationRow).where(AnnotationRow.id == ann.id).values(**values))
+            if result.rowcount == 0:
+                raise NotFoundError(f"no annotation with id {ann.id}")
+        return replace(ann, updated_at=values["updated_at"])
+
+    def delete_annotations(self, annotation_ids: Sequence[int]) -> list[Annotation]:
+        """Delete and return the deleted annotations (so an undo can re-add them with their ids)."""
+        with self._session() as s:
+            rows = s.scalars(select(AnnotationRow).where(AnnotationRow.id.in_(annotation_ids))).all()
+            deleted = [_annotation(row) for row in rows]
+            s.execute(delete(AnnotationRow).where(AnnotationRow.id.in_(annotation_ids)))
+        return deleted
+
+    def annotations(
+        self,
+        media_id: int | None = None,
+        *,
+        frame: int | None = None,
+        source: Source = "human",
+        label_ids: Sequence[int] | None = None,
+        min_score: float | None = None,
+    ) -> list[Annotation]:
+        """Annotations matching every filter given, in creation order."""
+        query = self._filter_source(select(AnnotationRow), source)
+        if media_id is not None:
+            query = query.where(AnnotationRow.media_id == media_id)
+        if frame is not None:
+            query = query.where(AnnotationRow.frame == frame)
+        if label_ids is not None:
+            query = query.where(AnnotationRow.label_id.in_(label_ids))
+        if min_score is not None:
+            query = query.where(AnnotationRow.score >= min_score)
+        with self._session() as s:
+            result: ScalarResult[AnnotationRow] = s.scalars(query.order_by(AnnotationRow.id))
+            return [_annotation(row) for row in result]
+
+    def annotated_frames(self, media_id: int, source: Source = "human") -> list[int]:
+        """Frames of a video that hold annotations (keyframe markers on the timeline)."""
+        query = self._filter_source(
+            select(AnnotationRow.frame).where(AnnotationRow.media_id == media_id).distinct(), source
+        )
+        with self._session() as s:
+            return sorted(s.scalars(query))
+
+    # ---- model runs --------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        plugin: str,
+        *,
+        name: str | None = None,
+        weights: str | None = None,
+        params: dict[str, Any] | None = None,
+        device: str | None = None,
+    ) -> ModelRun:
+        """Start a new run (never reuses one); without a name it is called "<plugin>-<n>"."""
+        with self._session() as s:
+            if name is None:
+                taken = set(s.scalars(select(RunRow.name)))
+                n = 1
+                while f"{plugin}-{n}" in taken:
+                    n += 1
+                name = f"{plugin}-{n}"
+            elif s.scalar(select(RunRow.id).where(RunRow.name == name)) is not None:
+                raise StudioError(f"a run named {name!r} exists already; choose another name")
+            row = RunRow(name=name, plugin=plugin, weights=weights, params=params or {}, device=device)
+            s.add(row)
+            s.flush()
+            return _run(row)
+
+    def finish_run(self, run_id: int, status: RunStatus, stats: dict[str, Any] | None = None) -> ModelRun:
+        with self._session() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise NotFoundError(f"no run with id {run_id}")
+            row.status = status
+            row.finished_at = datetime.now(UTC)
+            if stats is not None:
+                row.stats = {**(row.stats or {}), **stats}
+            return _run(row)
+
+    def runs(self) -> list[ModelRun]:
+        with self._session() as s:
+            return [_run(row) for row in s.scalars(select(RunRow).order_by(RunRow.id))]
+
+    def get_run(self, run_id: int) -> ModelRun:
+        with self._session() as s:
+            row = s.get(RunRow, run_id)
+            if row is None:
+                raise NotFoundError(f"no run with id {run_id}")
+            return _run(row)
+
+    def find_run(self, name: str) -> ModelRun:
+        """The run with this name; NotFoundError lists the runs there are."""
+        with self._session() as s:
+            row = s.scalar(select(RunRow).where(RunRow.name == name))
+            if row is None:
+                names = ", ".join(s.scalars(select(RunRow.name).order_by(RunRow.id))) or "none"
+                raise NotFoundError(f"no run named {name!r} (runs: {names})")
+            return _run(row)
+
+    def delete_run(self, run_id: int) -> None:
+        """Delete a run and its predictions."""
+        with self._session() as s:
+            s.execute(delete(AnnotationRow).where(AnnotationRow.run_id == run_id))
+            s.execute(delete(RunRow).where(RunRow.id == run_id))
+
+    # ---- tags and settings -------------------------------------------------------------------------
+
+    def set_tags(self, media_id: int, names: Iterable[str]) -> list[str]:
+        """Replace the human tags of a media item."""
+        wanted = sorted({n.strip() for n in names if n.strip()})
+        with self._session() as s:
+            s.execute(delete(TagRow).where(TagRow.media_id == media_id, TagRow.run_id.is_(None)))
+            s.add_all(TagRow(media_id=media_id, name=name) for name in wanted)
+        return wanted
+
+    def tags(self, media_id: int) -> list[str]:
+        with self._session() as s:
+            return sorted(s.scalars(select(TagRow.name).where(TagRow.media_id == media_id)))
+
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self._session() as s:
+            row = s.get(SettingRow, key)
+            return default if row is None else row.value.get("v", default)
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._session() as s:
+            row = s.get(SettingRow, key)
+            if row is None:
+                s.add(SettingRow(key=key, value={"v": value}))
+            else:
+                row.value = {"v": value}
+
+    # ---- summary -----------------------------------------------------------------------------------
+
+    def counts(self) -> dict[str, int]:
+        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions."""
+        with self._session() as s:
+            human = s.scalar(select(func.count(AnnotationRow.id)).where(AnnotationRow.run_id.is_(None))) or 0
+            total = s.scalar(select(func.count(AnnotationRow.id))) or 0
+            return {
+                "media": s.scalar(select(func.count(MediaRow.id))) or 0,
+                "annotations": human,
+                "labels": s.scalar(select(func.count(LabelRow.id))) or 0,
+                "runs": s.scalar(select(func.count(RunRow.id))) or 0,
+                "predictions": total - human,
+            }

@@ -1,0 +1,1 @@
+"""Matching predictions to ground truth and COCO metrics. Imports no Qt."""

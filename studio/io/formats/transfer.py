@@ -1,0 +1,208 @@
+"""Import a dataset into a project and export a project as a dataset, for every format alike.
+
+An import is one transaction: every annotation is stored, or (on any error) none is and the project
+is as it was. With `skip_bad`, bad items are left out and reported instead.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from studio.core import geometry
+from studio.core.errors import FormatError, MediaError, NotFoundError, StudioError
+from studio.core.types import Annotation, Media
+from studio.db.project import Project, Source
+from studio.io import formats
+from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, skip_or_raise
+from studio.io.media import CancelCheck, Progress, probe
+
+
+@dataclass
+class ImportReport:
+    images: int = 0
+    images_added: int = 0
+    annotations: int = 0
+    labels_created: list[str] = field(default_factory=list)
+    run: str | None = None
+    skipped: list[str] = field(default_factory=list)
+
+
+class _MediaIndex:
+    """Finds the project media an image of a dataset refers to, adding it from disk when it exists."""
+
+    def __init__(self, project: Project, image_root: Path | None) -> None:
+        self.project = project
+        self.image_root = image_root
+        self.by_path: dict[str, Media] = {}
+        self.by_name: dict[str, list[Media]] = defaultdict(list)
+        for media in project.list_media():
+            self._remember(media)
+        self.added = 0
+
+    def _remember(self, media: Media) -> None:
+        self.by_path[media.path] = media
+        self.by_name[media.name].append(media)
+
+    def find(self, file_name: str) -> Media:
+        on_disk = (self.image_root / file_name) if self.image_root is not None else Path(file_name)
+        for key in (self.project.stored_path(on_disk), file_name):
+            if key in self.by_path:
+                return self.by_path[key]
+        suffix = PurePosixPath(file_name.replace("\\", "/"))
+        same_name = [m for m in self.by_name.get(suffix.name, []) if PurePosixPath(m.path).match(str(suffix))]
+        same_name = same_name or self.by_name.get(suffix.name, [])
+        if len(same_name) == 1:
+            return same_name[0]
+        if on_disk.is_file():
+            media = self.project.add_media([probe(on_disk)])[0]
+            self._remember(media)
+            self.added += 1
+            return media
+        if len(same_name) > 1:
+            raise FormatError(f"{file_name}: several project images have this name; use paths in the dataset")
+        raise FormatError(f"{file_name}: image is not in the project and not found at {on_disk}")
+
+
+def import_dataset(
+    project: Project,
+    format_name: str,
+    path: Path | str,
+    *,
+    run_name: str | None = None,
+    skip_bad: bool = False,
+    progress: Progress | None = None,
+) -> ImportReport:
+    """Read a dataset file or folder and store its annotations (as a model run with `run_name`)."""
+    path = Path(path)
+    if not path.exists():
+        raise FormatError(f"{path}: no such file or folder")
+    dataset = formats.reader(format_name)(path, skip_bad=skip_bad)
+    report = ImportReport(skipped=list(dataset.problems))
+    with project.transaction():
+        run_id = None
+        if run_name is not None:
+            run = project.create_run(f"import-{format_name}", name=run_name, params={"source": str(path)})
+            run_id, report.run = run.id, run.name
+        known_labels = {label.name for label in project.labels()}
+        label_ids: dict[str, int] = {}
+        media_index = _MediaIndex(project, dataset.image_root)
+        annotations: list[Annotation] = []
+        for done, image in enumerate(dataset.images, 1):
+            try:
+                media = media_index.find(image.file_name)
+                annotations.extend(_check_image(image, media, run_id, label_ids, project))
+                report.images += 1
+            except (FormatError, MediaError) as exc:
+                skip_or_raise(report.skipped, str(exc), skip_bad)
+            if progress is not None:
+                progress(done, len(dataset.images))
+        report.annotations = project.add_annotations(annotations)
+        report.images_added = media_index.added
+        report.labels_created = sorted(set(label_ids) - known_labels)
+        if run_id is not None:
+            project.finish_run(run_id, "complete", {"images": report.images, "predictions": report.annotations})
+    return report
+
+
+def _check_image(
+    image: DatasetImage, media: Media, run_id: int | None, label_ids: dict[str, int], project: Project
+) -> list[Annotation]:
+    """Annotations of one dataset image, validated against the media it refers to (all or none)."""
+    if image.width is not None and image.height is not None and (image.width, image.height) != (media.width, media.height):
+        raise FormatError(
+            f"{image.file_name}: dataset says {image.width}x{image.height} but the image is {media.width}x{media.height}"
+        )
+    result = []
+    for ann in image.annotations:
+        if not geometry.is_inside(ann.shape, media.size):
+            raise FormatError(f"{image.file_name}: a {ann.label!r} {ann.shape.kind} lies outside the image")
+        if ann.label not in label_ids:
+            label_ids[ann.label] = project.ensure_label(ann.label).id
+        result.append(
+            Annotation(
+                media_id=media.id, frame=image.frame or 0, label_id=label_ids[ann.label], shape=ann.shape,
+                run_id=run_id, score=ann.score, attributes=dict(ann.attributes), track_id=ann.track_id,
+            )
+        )
+    return result
+
+
+@dataclass
+class ExportReport:
+    images: int
+    annotations: int
+    files: list[Path]
+
+
+def build_dataset(
+    project: Project,
+    *,
+    source: Source = "human",
+    labels: Sequence[str] | None = None,
+    cancel: CancelCheck | None = None,
+) -> Dataset:
+    """The project as a dataset: every image (unannotated ones too, as negatives) and every annotated
+    video frame, with annotations of `source` restricted to `labels` (all labels when None).
+
+    File names keep the project-relative folders, so they are unique; media outside the project folder
+    are named by their file name, with the media id added when two share a name.
+    """
+    all_labels = project.labels()
+    if labels is not None:
+        missing = sorted(set(labels) - {label.name for label in all_labels})
+        if missing:
+            raise NotFoundError(f"no label named {', '.join(map(repr, missing))} in the project")
+    chosen = [label for label in all_labels if labels is None or label.name in labels]
+    names = {label.id: label.name for label in chosen}
+    by_frame: dict[tuple[int, int], list[DatasetAnnotation]] = defaultdict(list)
+    for ann in project.annotations(source=source, label_ids=list(names)):
+        by_frame[(ann.media_id, ann.frame)].append(
+            DatasetAnnotation(names[ann.label_id], ann.shape, ann.score, ann.attributes, ann.track_id)
+        )
+    images: list[DatasetImage] = []
+    taken: set[str] = set()
+    for media in project.list_media():
+        if cancel is not None and cancel():
+            raise StudioError("export cancelled; nothing was written")
+        file_name = _export_name(media, taken)
+        path = project.resolve(media)
+        if media.kind == "image":
+            images.append(DatasetImage(file_name, media.width, media.height, by_frame.get((media.id, 0), []), path))
+            continue
+        stem = file_name.rsplit(".", 1)[0]
+        for frame in sorted(f for (m, f) in by_frame if m == media.id):
+            images.append(
+                DatasetImage(f"{stem}_{frame:06d}.jpg", media.width, media.height, by_frame[(media.id, frame)], path, frame)
+            )
+    return Dataset(labels=[label.name for label in chosen], images=images)
+
+
+def _export_name(media: Media, taken: set[str]) -> str:
+    name = media.path if not PurePosixPath(media.path).is_absolute() else media.name
+    if name in taken:
+        stem, dot, ext = name.rpartition(".")
+        name = f"{stem}_{media.id}{dot}{ext}" if dot else f"{name}_{media.id}"
+    taken.add(name)
+    return name
+
+
+def export_dataset(
+    project: Project,
+    format_name: str,
+    out: Path | str,
+    *,
+    source: Source | str = "human",
+    labels: Sequence[str] | None = None,
+    copy_images: bool = True,
+    cancel: CancelCheck | None = None,
+) -> ExportReport:
+    """Write the project (human annotations, or a run given by name or id) in a format to `out`."""
+    write = formats.writer(format_name)
+    if isinstance(source, str) and source not in ("human", "all"):
+        source = project.find_run(source).id
+    dataset = build_dataset(project, source=source, labels=labels, cancel=cancel)  # type: ignore[arg-type]
+    files = write(dataset, Path(out), copy_images=copy_images)
+    return ExportReport(len(dataset.images), sum(len(i.annotations) for i in dataset.images), files)

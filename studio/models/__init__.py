@@ -1,0 +1,1 @@
+"""Plugin protocols, registry, weights manager and device choice. Imports no Qt and no model library."""

@@ -1,0 +1,1 @@
+"""Embedding index and queries (CLIP search). Imports no Qt."""

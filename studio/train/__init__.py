@@ -1,0 +1,1 @@
+"""Trainers (ultralytics detectors) from stored annotations."""
