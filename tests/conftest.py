@@ -1,0 +1,72 @@
+"""Shared fixtures. The environment is made offline and headless before any library is imported."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+if TYPE_CHECKING:
+    from studio.db import Project
+
+# No test may reach the network: ultralytics' update checks and font download, the HF hub.
+_CONFIG_DIR = Path(tempfile.mkdtemp(prefix="studio-test-config-"))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_CONFIG_DIR"] = str(_CONFIG_DIR)
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["STUDIO_DATA_DIR"] = str(_CONFIG_DIR / "studio-data")
+os.environ["STUDIO_CONFIG_DIR"] = str(_CONFIG_DIR / "studio-config")
+
+
+def _install_fonts() -> None:
+    """ultralytics fetches Arial.ttf on first plot; give it matplotlib's DejaVu under that name."""
+    try:
+        import matplotlib
+    except ImportError:
+        return
+    source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+    target = _CONFIG_DIR / "Ultralytics"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("Arial.ttf", "Arial.Unicode.ttf"):
+        shutil.copy(source, target / name)
+
+
+_install_fonts()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[Project]:
+    """A new empty project in a temporary directory."""
+    from studio.db import Project
+
+    with Project.create(tmp_path / "project") as p:
+        yield p
+
+
+def write_image(path: Path, width: int = 64, height: int = 48, *, seed: int = 0) -> Path:
+    """Write a small random-noise image (format from the suffix) and return its path."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    assert cv2.imwrite(str(path), rng.integers(0, 255, (height, width, 3), dtype=np.uint8))
+    return path
+
+
+@pytest.fixture
+def image_folder(tmp_path: Path) -> Path:
+    """A folder of 5 images (64x48 jpg/png) in two sub-folders."""
+    folder = tmp_path / "images"
+    for i in range(3):
+        write_image(folder / f"a/img{i}.jpg", seed=i)
+    for i in range(2):
+        write_image(folder / f"b/pic{i}.png", seed=10 + i)
+    return folder
