@@ -24,6 +24,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["STUDIO_DATA_DIR"] = str(_CONFIG_DIR / "studio-data")
 os.environ["STUDIO_CONFIG_DIR"] = str(_CONFIG_DIR / "studio-config")
+os.environ["STUDIO_CACHE_DIR"] = str(_CONFIG_DIR / "studio-cache")
 
 
 def _install_fonts() -> None:
