@@ -41,10 +41,38 @@ def mask_from_rle(rle: dict) -> Mask:
         if isinstance(counts, bytes):
             counts = counts.decode("ascii")
         mask = Mask((h, w), str(counts))
-        mask_utils.area(mask.rle)  # decodes the counts: malformed strings fail here, not later
+        runs = _rle_runs(mask.counts)
     except (KeyError, TypeError, ValueError) as exc:
         raise InvalidShapeError(f"malformed RLE: {exc}") from exc
+    if min(runs, default=0) < 0 or sum(runs) != h * w:
+        raise InvalidShapeError(f"malformed RLE: its runs do not cover the {h}x{w} image exactly")
     return mask
+
+
+def _rle_runs(counts: str) -> list[int]:
+    """Run lengths of a compressed RLE string, as pycocotools' rleFrString reads them.
+
+    Hand-written because pycocotools does not expose the runs, and its decoder fills the pixels of runs
+    that fall short of the image with uninitialised memory instead of failing: checking their sum is
+    the only way to reject such a mask.
+    """
+    data = counts.encode("ascii")
+    runs: list[int] = []
+    pos = 0
+    while pos < len(data):
+        value, shift, more = 0, 0, True
+        while more:
+            if pos >= len(data):
+                raise ValueError("RLE string ends in the middle of a number")
+            chunk = data[pos] - 48
+            value |= (chunk & 0x1F) << shift
+            more = bool(chunk & 0x20)
+            pos += 1
+            shift += 5
+            if not more and chunk & 0x10:
+                value |= -1 << shift
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return runs
 
 
 def to_rle(shape: Shape, size: ImageSize) -> dict:

@@ -33,6 +33,22 @@ def _points(raw: Iterable[Sequence[float]], what: str, minimum: int) -> tuple[Po
     return pts
 
 
+def _finite_floats(values: tuple[Any, ...], what: str) -> tuple[float, ...]:
+    """Numbers of any numeric type (numpy's included) as floats; InvalidShapeError for the rest."""
+    try:
+        floats = tuple(float(v) for v in values if not isinstance(v, (str, bytes, bool)))
+    except (TypeError, ValueError):
+        floats = ()
+    if len(floats) != len(values) or not all(math.isfinite(v) for v in floats):
+        raise InvalidShapeError(f"{what} must be finite numbers, got {values}")
+    return floats
+
+
+def _set_fields(shape: object, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+    for name, value in zip(names, values, strict=True):
+        object.__setattr__(shape, name, value)
+
+
 def _bbox_of(points: Iterable[Point]) -> BBox:
     xs, ys = zip(*points, strict=True)
     return (min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
@@ -49,9 +65,8 @@ class Box:
     kind: ClassVar[str] = "box"
 
     def __post_init__(self) -> None:
-        values = (self.x1, self.y1, self.x2, self.y2)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise InvalidShapeError(f"box corners must be finite numbers, got {values}")
+        values = _finite_floats((self.x1, self.y1, self.x2, self.y2), "box corners")
+        _set_fields(self, ("x1", "y1", "x2", "y2"), values)
         if self.x2 < self.x1 or self.y2 < self.y1:
             raise InvalidShapeError(f"box has negative size: {values}")
 
@@ -86,9 +101,8 @@ class RotatedBox:
     kind: ClassVar[str] = "rotated_box"
 
     def __post_init__(self) -> None:
-        values = (self.cx, self.cy, self.w, self.h, self.angle)
-        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in values):
-            raise InvalidShapeError(f"rotated box values must be finite numbers, got {values}")
+        values = _finite_floats((self.cx, self.cy, self.w, self.h, self.angle), "rotated box values")
+        _set_fields(self, ("cx", "cy", "w", "h", "angle"), values)
         if self.w < 0 or self.h < 0:
             raise InvalidShapeError(f"rotated box has negative size: {values}")
 
@@ -154,11 +168,12 @@ class Mask:
     kind: ClassVar[str] = "mask"
 
     def __post_init__(self) -> None:
-        h, w = self.size
-        if not (isinstance(h, int) and isinstance(w, int)) or h <= 0 or w <= 0:
-            raise InvalidShapeError(f"mask size must be positive (height, width), got {self.size}")
+        size = tuple(self.size) if isinstance(self.size, (tuple, list)) else ()
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+            raise InvalidShapeError(f"mask size must be two positive integers (height, width), got {self.size!r}")
         if not isinstance(self.counts, str):
             raise InvalidShapeError("mask counts must be a compressed RLE string")
+        object.__setattr__(self, "size", size)  # a list from JSON would make the mask unhashable
 
     @property
     def rle(self) -> dict[str, Any]:
@@ -184,9 +199,10 @@ class Points:
 
     def __init__(self, points: Iterable[Sequence[float]], visibility: Iterable[int] | None = None) -> None:
         pts = _points(points, "points", 1)
-        vis = None if visibility is None else tuple(int(v) for v in visibility)
+        vis = None if visibility is None else tuple(visibility)
         if vis is not None and (len(vis) != len(pts) or any(v not in (0, 1, 2) for v in vis)):
             raise InvalidShapeError("points visibility needs one flag in {0, 1, 2} per point")
+        vis = None if vis is None else tuple(int(v) for v in vis)
         object.__setattr__(self, "points", pts)
         object.__setattr__(self, "visibility", vis)
 
@@ -221,23 +237,30 @@ Shape: TypeAlias = Box | RotatedBox | Polygon | Mask | Points | Polyline
 SHAPE_KINDS: tuple[str, ...] = tuple(cls.kind for cls in (Box, RotatedBox, Polygon, Mask, Points, Polyline))
 
 
+def _sequence(value: Any, length: int) -> list[Any]:
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise InvalidShapeError(f"expected a list of {length} numbers, got {value!r}")
+    return list(value)
+
+
 def shape_from_json(data: Mapping[str, Any]) -> Shape:
     """Inverse of ``shape.to_json()``; raises InvalidShapeError on anything malformed."""
+    if not isinstance(data, Mapping):
+        raise InvalidShapeError(f"a shape must be a JSON object, got {type(data).__name__}")
+    kind = data.get("kind")
     try:
-        kind = data["kind"]
         if kind == "box":
-            return Box(*(float(v) for v in data["xyxy"]))
+            return Box(*_sequence(data["xyxy"], 4))
         if kind == "rotated_box":
-            return RotatedBox(*(float(v) for v in data["cxcywha"]))
+            return RotatedBox(*_sequence(data["cxcywha"], 5))
         if kind == "polygon":
             return Polygon(data["parts"])
         if kind == "mask":
-            h, w = data["size"]
-            return Mask((int(h), int(w)), str(data["counts"]))
+            return Mask(tuple(_sequence(data["size"], 2)), data["counts"])
         if kind == "points":
             return Points(data["points"], data.get("visibility"))
         if kind == "polyline":
             return Polyline(data["points"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise InvalidShapeError(f"malformed {data.get('kind', 'shape')!s}: {exc}") from exc
+        raise InvalidShapeError(f"malformed {kind or 'shape'!s}: {exc}") from exc
     raise InvalidShapeError(f"unknown shape kind {kind!r}; expected one of {', '.join(SHAPE_KINDS)}")
