@@ -102,11 +102,10 @@ class GrabCutSegmenter:
             bx1, by1 = (box.x2 - offset[0]) * scale, (box.y2 - offset[1]) * scale
             seeds[max(int(by0), 0) : int(np.ceil(by1)), max(int(bx0), 0) : int(np.ceil(bx1))] = cv2.GC_PR_FGD
         else:
-            # around a click the object is likely; GrabCut decides how far it reaches
-            reach = max(4, int(0.15 * max(shape)))
-            for (x, y), label in zip(clicks, labels, strict=True):
-                if label == 1:
-                    cv2.circle(seeds, (round(x), round(y)), reach, cv2.GC_PR_FGD, -1)
+            # clicks alone: treat the working region like a box prompt, its rim giving the background colours
+            rim = max(2, round(0.03 * max(shape)))
+            seeds[:] = cv2.GC_BGD
+            seeds[rim:-rim, rim:-rim] = cv2.GC_PR_FGD
         for (x, y), label in zip(clicks, labels, strict=True):
             cv2.circle(seeds, (round(x), round(y)), self.click_radius, cv2.GC_FGD if label == 1 else cv2.GC_BGD, -1)
         return seeds

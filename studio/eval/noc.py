@@ -21,7 +21,7 @@ from studio.core.errors import CancelledError, StudioError
 from studio.core.shapes import Mask, Polygon
 from studio.db.project import Project
 from studio.io.media import CancelCheck, Progress, read_media
-from studio.models.embedding_cache import EmbeddingCache
+from studio.models.embedding_cache import EmbeddingCache, embed
 from studio.models.protocols import Segmenter
 
 THRESHOLDS = (0.85, 0.90)
@@ -161,9 +161,7 @@ def measure(
     for media_id, anns in by_media.items():
         media = project.get_media(media_id)
         image = read_media(project, media)
-        embedding = (
-            cache.embedding(segmenter, image, model_id=model_id) if cache is not None else segmenter.encode(image)
-        )
+        embedding = embed(segmenter, image, model_id=model_id, cache=cache)
         for ann in anns:
             if cancel is not None and cancel():
                 raise CancelledError("click meter cancelled")

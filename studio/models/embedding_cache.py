@@ -30,6 +30,15 @@ DEFAULT_DISK_BYTES = 2 * 1024**3
 SUFFIX = ".emb"
 
 
+def embed(
+    segmenter: Segmenter, image: np.ndarray, *, model_id: str, weights: str | None = None, cache: EmbeddingCache | None
+) -> Any:
+    """The embedding of `image`: through `cache` when there is one, else encoded right away."""
+    if cache is None:
+        return segmenter.encode(image)
+    return cache.embedding(segmenter, image, model_id=model_id, weights=weights)
+
+
 def default_cache_dir() -> Path:
     """$STUDIO_CACHE_DIR/embeddings, else the platform's user cache directory (e.g. ~/.cache/studio)."""
     override = os.environ.get("STUDIO_CACHE_DIR")
