@@ -1,0 +1,58 @@
+"""Start the GUI: the QApplication, the main window on a project, and the `--screenshot` mode."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QApplication
+
+from studio.core.errors import StudioError
+from studio.db.project import Project
+
+
+def application() -> QApplication:
+    """The running QApplication, created (Fusion style) if there is none yet."""
+    app = QApplication.instance()
+    if isinstance(app, QApplication):
+        return app
+    # Qt 6 scales for high-DPI by itself; pass fractional factors through so 150 % is not rounded to 200 %
+    QGuiApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+    app = QApplication(sys.argv[:1])
+    app.setApplicationName("Studio")
+    app.setOrganizationName("Studio")
+    app.setStyle("Fusion")
+    return app
+
+
+def run(project: Project, *, screenshot: Path | None = None, timeout_ms: int = 15000) -> int:
+    """Show the window on `project` and run the event loop; with `screenshot`, save a PNG once loaded and exit."""
+    from studio.ui.main_window import MainWindow
+
+    app = application()
+    window = MainWindow(project)
+    window.show()
+    if screenshot is None:
+        return app.exec()
+    result: list[int] = []
+
+    def capture() -> None:
+        if result:
+            return
+        app.processEvents()
+        image = window.grab()
+        ok = not image.isNull() and image.save(str(screenshot), "PNG")
+        result.append(0 if ok else 1)
+        window.close()
+        app.quit()
+
+    window.media_shown.connect(lambda *_: QTimer.singleShot(300, capture))  # let docks and thumbnails settle
+    if window.media is None:  # an empty project: nothing to wait for
+        QTimer.singleShot(300, capture)
+    QTimer.singleShot(timeout_ms, capture)
+    app.exec()
+    if result != [0]:
+        raise StudioError(f"could not write the screenshot {screenshot}")
+    return 0
