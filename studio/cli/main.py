@@ -17,6 +17,7 @@ from studio import __version__
 COMMAND_MODULES = [
     "studio.cli.project_commands",
     "studio.cli.segment_commands",
+    "studio.cli.gui_commands",
 ]
 
 
@@ -40,9 +41,10 @@ def fail(message: str, code: int = 1) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 0
+    if args.command is None:  # `studio` alone opens the labelling window
+        from studio.cli.gui_commands import cmd_start
+
+        args.handler = cmd_start
     from studio.core.errors import StudioError
 
     try:
