@@ -35,6 +35,10 @@ class DatasetImage:
     `file_name` is the image's path as the format records it (posix, usually relative to the dataset's
     image folder). On export, `source` is the file holding the pixels and `frame` the frame of a video
     source to extract; on import they are unused.
+
+    `source_id` is the format's own number for the image (a COCO image id), when it has one: read from
+    the file on import, and on export the id a writer should use (the media id) or the one it chose.
+    Transfer remembers these ids so a later file that names images only by id (COCO results) resolves.
     """
 
     file_name: str
@@ -43,6 +47,7 @@ class DatasetImage:
     annotations: list[DatasetAnnotation] = field(default_factory=list)
     source: Path | None = None
     frame: int | None = None
+    source_id: int | None = None
 
 
 @dataclass
@@ -58,6 +63,13 @@ class Dataset:
     image_root: Path | None = None
     problems: list[str] = field(default_factory=list)
     """Items a reader skipped (only when asked to skip bad items), one message each."""
+    label_ids: dict[str, int] = field(default_factory=dict)
+    """The format's own id of each label (COCO category ids): read on import, set by a writer on export."""
+    ids_only: bool = False
+    """The file names images and labels only by the format's ids (a COCO results file): each image has
+    just a `source_id`, each annotation's label is a key of `label_ids`. Transfer resolves them through
+    the ids remembered from this format's last import or export in the project."""
+
 
 
 class Reader(Protocol):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from studio.core import geometry
@@ -66,6 +66,52 @@ class _MediaIndex:
         raise FormatError(f"{file_name}: image is not in the project and not found at {on_disk}")
 
 
+@dataclass
+class _FormatIds:
+    """What each id of a format's files meant in this project: image id -> [media id, frame], label id ->
+    label name. Kept in the project settings (merged on every import and export in that format), so a
+    file that names images and labels only by id, like a COCO results file, resolves later."""
+
+    images: dict[str, list[int]]
+    labels: dict[str, str]
+
+    @staticmethod
+    def _key(format_name: str) -> str:
+        return f"ids.{format_name}"
+
+    @classmethod
+    def load(cls, project: Project, format_name: str) -> _FormatIds:
+        stored = project.get_setting(cls._key(format_name)) or {}
+        return cls(dict(stored.get("images", {})), dict(stored.get("labels", {})))
+
+    def save(self, project: Project, format_name: str) -> None:
+        project.set_setting(self._key(format_name), {"images": self.images, "labels": self.labels})
+
+    def remember_labels(self, label_ids: dict[str, int]) -> None:
+        self.labels.update({str(number): name for name, number in label_ids.items()})
+
+    def resolve(self, image: DatasetImage, dataset: Dataset, project: Project, where: str) -> tuple[DatasetImage, Media]:
+        """An id-only image with its media, frame and label names filled in, or FormatError."""
+        target = self.images.get(str(image.source_id))
+        if target is None:
+            raise FormatError(
+                f"{where}: image_id {image.source_id} is not an image of a dataset imported into or exported "
+                "from this project in this format; import the dataset's annotations file first"
+            )
+        try:
+            media = project.get_media(target[0])
+        except NotFoundError:
+            raise FormatError(f"{where}: image_id {image.source_id} was media {target[0]}, which is deleted") from None
+        annotations = []
+        for ann in image.annotations:
+            number = dataset.label_ids.get(ann.label)
+            name = self.labels.get(str(number))
+            if name is None:
+                raise FormatError(f"{where}: category_id {number} on image_id {image.source_id} is not a known category")
+            annotations.append(replace(ann, label=name))
+        return replace(image, file_name=media.path, frame=target[1] or None, annotations=annotations), media
+
+
 def import_dataset(
     project: Project,
     format_name: str,
@@ -89,11 +135,17 @@ def import_dataset(
         known_labels = {label.name for label in project.labels()}
         label_ids: dict[str, int] = {}
         media_index = _MediaIndex(project, dataset.image_root)
+        format_ids = _FormatIds.load(project, format_name)
         annotations: list[Annotation] = []
         for done, image in enumerate(dataset.images, 1):
             try:
-                media = media_index.find(image.file_name)
+                if dataset.ids_only:
+                    image, media = format_ids.resolve(image, dataset, project, path.name)
+                else:
+                    media = media_index.find(image.file_name)
                 annotations.extend(_check_image(image, media, run_id, label_ids, project))
+                if image.source_id is not None and not dataset.ids_only:
+                    format_ids.images[str(image.source_id)] = [media.id, image.frame or 0]
                 report.images += 1
             except (FormatError, MediaError) as exc:
                 skip_or_raise(report.skipped, str(exc), skip_bad)
@@ -101,6 +153,9 @@ def import_dataset(
                 progress(done, len(dataset.images))
         report.annotations = project.add_annotations(annotations)
         report.images_added = media_index.added
+        if dataset.label_ids and not dataset.ids_only:
+            format_ids.remember_labels(dataset.label_ids)
+            format_ids.save(project, format_name)
         report.labels_created = sorted(set(label_ids) - known_labels)
         if run_id is not None:
             project.finish_run(run_id, "complete", {"images": report.images, "predictions": report.annotations})
@@ -170,7 +225,9 @@ def build_dataset(
         file_name = _export_name(media, taken)
         path = project.resolve(media)
         if media.kind == "image":
-            images.append(DatasetImage(file_name, media.width, media.height, by_frame.get((media.id, 0), []), path))
+            images.append(
+                DatasetImage(file_name, media.width, media.height, by_frame.get((media.id, 0), []), path, source_id=media.id)
+            )
             continue
         stem = file_name.rsplit(".", 1)[0]
         for frame in sorted(f for (m, f) in by_frame if m == media.id):
@@ -199,10 +256,28 @@ def export_dataset(
     copy_images: bool = True,
     cancel: CancelCheck | None = None,
 ) -> ExportReport:
-    """Write the project (human annotations, or a run given by name or id) in a format to `out`."""
+    """Write the project (human annotations, or a run given by name or id) in a format to `out`.
+
+    When the writer numbers images and labels (COCO), the ids it chose are remembered in the project,
+    so a results file computed on the exported dataset imports as a run.
+    """
     write = formats.writer(format_name)
     if isinstance(source, str) and source not in ("human", "all"):
         source = project.find_run(source).id
     dataset = build_dataset(project, source=source, labels=labels, cancel=cancel)  # type: ignore[arg-type]
     files = write(dataset, Path(out), copy_images=copy_images)
+    if dataset.label_ids:
+        _remember_export_ids(project, format_name, dataset)
     return ExportReport(len(dataset.images), sum(len(i.annotations) for i in dataset.images), files)
+
+
+def _remember_export_ids(project: Project, format_name: str, dataset: Dataset) -> None:
+    format_ids = _FormatIds.load(project, format_name)
+    format_ids.remember_labels(dataset.label_ids)
+    media_of_video = {project.resolve(m): m.id for m in project.list_media() if m.kind == "video"}
+    for image in dataset.images:
+        if image.source_id is None:
+            continue
+        media_id = image.source_id if image.frame is None else media_of_video[image.source]  # type: ignore[index]
+        format_ids.images[str(image.source_id)] = [media_id, image.frame or 0]
+    format_ids.save(project, format_name)
