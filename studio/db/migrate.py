@@ -48,5 +48,9 @@ def upgrade(engine: Engine) -> None:
                 f"{SCHEMA_HEAD}); upgrade Studio to open it"
             ) from None
     with engine.begin() as conn:
+        if conn.dialect.name == "sqlite":
+            # pysqlite runs DDL outside any transaction: a migration failing half way would leave half a
+            # schema. An explicit BEGIN makes the whole upgrade atomic (and excludes a second migrator).
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         config.attributes["connection"] = conn
         command.upgrade(config, "head")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import Engine, ScalarResult, Select, delete, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.core import geometry
@@ -72,10 +72,13 @@ def annotation_values(ann: Annotation) -> dict[str, Any]:
         "area": geometry.area(ann.shape), "score": ann.score, "attributes": dict(ann.attributes),
         "track_id": ann.track_id, "created_by": ann.created_by,
     }
+    # an undo re-adds a deleted annotation exactly as it was: same id and timestamps
     if ann.id is not None:
         values["id"] = ann.id
     if ann.created_at is not None:
         values["created_at"] = ann.created_at
+    if ann.updated_at is not None:
+        values["updated_at"] = ann.updated_at
     return values
 
 
@@ -129,9 +132,10 @@ class Project:
         engine = make_engine(url)
         try:
             migrate.upgrade(engine)
-        except OperationalError as exc:
+        except SQLAlchemyError as exc:  # unreachable server, not a database file, a broken schema, ...
             engine.dispose()
-            raise ProjectError(f"cannot open the project database ({exc.orig})") from exc
+            reason = getattr(exc, "orig", None) or exc
+            raise ProjectError(f"cannot open the project database {engine.url!r}: {reason}") from exc
         except BaseException:
             engine.dispose()
             raise
@@ -322,7 +326,8 @@ class Project:
             return _label(row)
 
     def rename_label(self, label_id: int, name: str) -> Label:
-        if self.find_label(name.strip()) is not None:
+        existing = self.find_label(name.strip())
+        if existing is not None and existing.id != label_id:
             raise StudioError(f"a label named {name.strip()!r} exists already; merge the labels instead")
         return self._update_label(label_id, name=name.strip())
 
@@ -343,6 +348,7 @@ class Project:
         """Move every annotation of `source_id` to `target_id` and delete the source label."""
         if source_id == target_id:
             return 0
+        self.get_label(source_id)
         self.get_label(target_id)
         with self._session() as s:
             moved = s.execute(
@@ -357,7 +363,8 @@ class Project:
             used = s.scalar(select(func.count(AnnotationRow.id)).where(AnnotationRow.label_id == label_id))
             if used:
                 raise StudioError(f"label is used by {used} annotations; merge it into another label instead")
-            s.execute(delete(LabelRow).where(LabelRow.id == label_id))
+            if s.execute(delete(LabelRow).where(LabelRow.id == label_id)).rowcount == 0:
+                raise NotFoundError(f"no label with id {label_id}")
 
     def label_counts(self, source: Source = "human") -> dict[int, int]:
         """Annotations per label id for a source."""
@@ -405,7 +412,7 @@ class Project:
         now = datetime.now(UTC)
         for values in batch:
             values.setdefault("created_at", now)
-            values["updated_at"] = now
+            values.setdefault("updated_at", values["created_at"])
         try:
             session.execute(insert(AnnotationRow), batch)
         except IntegrityError as exc:
@@ -424,6 +431,7 @@ class Project:
         if ann.id is None:
             raise StudioError("cannot update an annotation that was never saved")
         values = annotation_values(ann)
+        values.pop("id")
         values.pop("created_at", None)
         values["updated_at"] = datetime.now(UTC)
         with self._session() as s:
