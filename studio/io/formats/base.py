@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Protocol
+from pathlib import Path, PurePosixPath
+from typing import Any, Protocol, TypeVar
+from xml.etree import ElementTree
 
 import cv2
 
+from studio.core import geometry
 from studio.core.errors import FormatError, MediaError
 from studio.core.shapes import Shape
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -34,7 +39,8 @@ class DatasetImage:
 
     `file_name` is the image's path as the format records it (posix, usually relative to the dataset's
     image folder). On export, `source` is the file holding the pixels and `frame` the frame of a video
-    source to extract; on import they are unused.
+    source to extract; on import they are unused. `embedded` holds the encoded image when the dataset file
+    carries it (labelme's imageData): an import uses it only when `file_name` is not found on disk.
 
     `source_id` is the format's own number for the image (a COCO image id), when it has one: read from
     the file on import, and on export the id a writer should use (the media id) or the one it chose.
@@ -48,6 +54,7 @@ class DatasetImage:
     source: Path | None = None
     frame: int | None = None
     source_id: int | None = None
+    embedded: bytes | None = None
 
 
 @dataclass
@@ -69,7 +76,6 @@ class Dataset:
     """The file names images and labels only by the format's ids (a COCO results file): each image has
     just a `source_id`, each annotation's label is a key of `label_ids`. Transfer resolves them through
     the ids remembered from this format's last import or export in the project."""
-
 
 
 class Reader(Protocol):
@@ -117,3 +123,66 @@ def number(value: Any, what: str) -> float:
         raise FormatError(f"{what}: expected a finite number, got {value!r}")
     return result
 
+
+def parse_xml(path: Path) -> ElementTree.Element:
+    """The root element of an XML dataset file, parsed with defusedxml (no entity expansion, no external
+    references, so a hostile file cannot exhaust memory or read local files); FormatError otherwise."""
+    from defusedxml import DefusedXmlException
+    from defusedxml import ElementTree as SafeElementTree
+
+    try:
+        return SafeElementTree.parse(path).getroot()
+    except (ElementTree.ParseError, DefusedXmlException) as exc:
+        raise FormatError(f"{path}: not valid XML ({exc})") from None
+    except OSError as exc:
+        raise FormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def format_number(value: float) -> str:
+    """A coordinate as text: whole numbers without '.0', others rounded to 1e-6 px so arithmetic noise
+    (10.300000000000001) does not reach the file, while sub-pixel values survive a round trip."""
+    rounded = round(float(value), 6)
+    return str(int(rounded)) if rounded.is_integer() else repr(rounded)
+
+
+def unique_stem(file_name: str, taken: set[str]) -> str:
+    """The image's path without its extension, for naming its annotation file; 'x.jpg' and 'x.png' in one
+    dataset get distinct stems. Adds the result to `taken`."""
+    path = PurePosixPath(file_name)
+    stem = path.with_suffix("").as_posix()
+    if stem in taken:
+        stem = f"{stem}_{path.suffix.lstrip('.')}"
+    taken.add(stem)
+    return stem
+
+
+def check_inside(shape: Shape, size: tuple[int, int] | None, where: str) -> None:
+    """FormatError naming the item when a shape lies outside the image size the dataset file states, so the
+    message points into the dataset file rather than at the image (transfer checks the real size again)."""
+    if size is not None and not geometry.is_inside(shape, size):
+        raise FormatError(f"{where}: {shape.kind} lies outside the {size[1]}x{size[0]} image")
+
+
+def collect_images(
+    items: Iterable[T],
+    read_one: Callable[[T, list[str]], DatasetImage],
+    *,
+    image_root: Path,
+    skip_bad: bool,
+    labels: Iterable[str] = (),
+) -> Dataset:
+    """A dataset from per-image items (annotation files, XML elements): `read_one(item, problems)` reads
+    one, raising FormatError for a bad item (skipped and reported with `skip_bad`). Labels are listed in
+    first-seen order after the given `labels` (a format's declared list)."""
+    seen = dict.fromkeys(labels)  # a dict keeps insertion order
+    images: list[DatasetImage] = []
+    problems: list[str] = []
+    for item in items:
+        try:
+            image = read_one(item, problems)
+        except FormatError as exc:
+            skip_or_raise(problems, str(exc), skip_bad)
+            continue
+        seen.update(dict.fromkeys(ann.label for ann in image.annotations))
+        images.append(image)
+    return Dataset(labels=list(seen), images=images, image_root=image_root, problems=problems)

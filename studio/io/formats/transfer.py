@@ -6,6 +6,7 @@ is as it was. With `skip_bad`, bad items are left out and reported instead.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,9 @@ from studio.db.project import Project, Source
 from studio.io import formats
 from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, skip_or_raise
 from studio.io.media import CancelCheck, Progress, probe
+
+EMBEDDED_DIR = "imported"
+"""Folder inside a project for images that came embedded in dataset files (never the user's own media)."""
 
 
 @dataclass
@@ -46,7 +50,7 @@ class _MediaIndex:
         self.by_path[media.path] = media
         self.by_name[media.name].append(media)
 
-    def find(self, file_name: str) -> Media:
+    def find(self, file_name: str, *, embedded: bytes | None = None) -> Media:
         on_disk = (self.image_root / file_name) if self.image_root is not None else Path(file_name)
         for key in (self.project.stored_path(on_disk), file_name):
             if key in self.by_path:
@@ -63,7 +67,29 @@ class _MediaIndex:
             return media
         if len(same_name) > 1:
             raise FormatError(f"{file_name}: several project images have this name; use paths in the dataset")
+        if embedded is not None:
+            return self._add_embedded(file_name, embedded)
         raise FormatError(f"{file_name}: image is not in the project and not found at {on_disk}")
+
+    def _add_embedded(self, file_name: str, embedded: bytes) -> Media:
+        """Write an image the dataset file carries into PROJECT/imported/<content hash>/ and add it.
+
+        Named by content, so importing the same file again finds the same media instead of a copy.
+        """
+        name = PurePosixPath(file_name.replace("\\", "/")).name
+        if not PurePosixPath(name).suffix:
+            raise FormatError(f"{file_name}: an embedded image needs a file name with a type (.jpg, .png)")
+        target = self.project.root / EMBEDDED_DIR / hashlib.sha256(embedded).hexdigest()[:16] / name
+        stored = self.project.stored_path(target)
+        if stored in self.by_path:
+            return self.by_path[stored]
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(embedded)
+        media = self.project.add_media([probe(target)])[0]
+        self._remember(media)
+        self.added += 1
+        return media
 
 
 @dataclass
@@ -142,7 +168,7 @@ def import_dataset(
                 if dataset.ids_only:
                     image, media = format_ids.resolve(image, dataset, project, path.name)
                 else:
-                    media = media_index.find(image.file_name)
+                    media = media_index.find(image.file_name, embedded=image.embedded)
                 annotations.extend(_check_image(image, media, run_id, label_ids, project))
                 if image.source_id is not None and not dataset.ids_only:
                     format_ids.images[str(image.source_id)] = [media.id, image.frame or 0]

@@ -1,0 +1,187 @@
+"""Pascal VOC: one XML per image (Annotations/<id>.xml, images in JPEGImages/), boxes only.
+
+Coordinates. VOC's <bndbox> holds 1-based, inclusive pixel indices (the devkit's convention): the box
+covering pixels 0..9 of a row in Studio's corner frame (x1=0, x2=10) is written xmin=1, xmax=10. So
+import does x1 = xmin - 1, x2 = xmax, and export the inverse; integer files round-trip exactly and agree
+with supervision's VOC loader/saver. (ultralytics' VOC.yaml converter subtracts 1 from both ends, a box
+one pixel narrower; we follow the devkit and supervision.) Sub-pixel boxes are written with decimals
+rather than rounded, so nothing drawn in Studio is moved by an export.
+
+Why not supervision's pascal_voc module: it reads a whole images+annotations folder pair into
+Detections, which have no place for difficult/truncated/occluded/pose or other attributes, sorts label
+names instead of keeping first-seen order, reads every image to learn its size, and rounds boxes on
+export. Here the XML is parsed with defusedxml directly and each bad object is reported by file and index.
+
+Non-box shapes are exported as their bounding boxes: VOC detection files only have boxes.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any
+from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
+
+from studio.core.errors import FormatError, InvalidShapeError
+from studio.core.shapes import Box
+from studio.io.formats.base import (
+    Dataset,
+    DatasetAnnotation,
+    DatasetImage,
+    check_inside,
+    collect_images,
+    format_number,
+    number,
+    parse_xml,
+    skip_or_raise,
+    unique_stem,
+    write_image,
+)
+
+_FLAGS = ("difficult", "truncated", "occluded")
+"""0/1 object flags of VOC; stored as attributes only when set, as absent means 0 for VOC tools."""
+_DEFAULT_POSE = "Unspecified"
+_STANDARD = {*_FLAGS, "pose", "score"}
+
+
+def read(path: Path, *, skip_bad: bool = False) -> Dataset:
+    """A VOC folder (Annotations/ + JPEGImages/, or XMLs beside their images) or one XML file."""
+    xml_files, xml_root, image_root = _locate(Path(path))
+    return collect_images(
+        xml_files,
+        lambda xml_path, problems: _read_file(xml_path, xml_path.parent.relative_to(xml_root), problems, skip_bad=skip_bad),
+        image_root=image_root,
+        skip_bad=skip_bad,
+    )
+
+
+def _locate(path: Path) -> tuple[list[Path], Path, Path]:
+    """The XML files, the folder their sub-paths are relative to, and the folder images are in."""
+    if path.is_file():
+        sibling_images = path.parent.parent / "JPEGImages"
+        if path.parent.name == "Annotations" and sibling_images.is_dir():
+            return [path], path.parent, sibling_images
+        return [path], path.parent, path.parent
+    xml_root = path / "Annotations" if (path / "Annotations").is_dir() else path
+    image_root = path / "JPEGImages" if xml_root != path else path
+    xml_files = sorted(xml_root.rglob("*.xml"))
+    if not xml_files:
+        raise FormatError(f"{path}: no Pascal VOC .xml files (expected Annotations/*.xml or *.xml)")
+    return xml_files, xml_root, image_root
+
+
+def _read_file(xml_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
+    root = parse_xml(xml_path)
+    if root.tag != "annotation":
+        raise FormatError(f"{xml_path}: not a Pascal VOC file (root element <{root.tag}>, expected <annotation>)")
+    file_name = _text(root, "filename")
+    if not file_name:
+        raise FormatError(f"{xml_path}: missing <filename>")
+    width = height = None
+    size = root.find("size")
+    if size is not None:
+        width = int(number(_text(size, "width"), f"{xml_path}: <size><width>")) or None
+        height = int(number(_text(size, "height"), f"{xml_path}: <size><height>")) or None
+    annotations = []
+    for index, obj in enumerate(root.iter("object")):
+        try:
+            annotations.append(_read_object(obj, f"{xml_path}: object {index}", (height, width) if width and height else None))
+        except FormatError as exc:
+            skip_or_raise(problems, str(exc), skip_bad)
+    return DatasetImage((sub_folder / file_name).as_posix(), width, height, annotations)
+
+
+def _read_object(obj: Element, where: str, size: tuple[int, int] | None) -> DatasetAnnotation:
+    label = _text(obj, "name")
+    if not label:
+        raise FormatError(f"{where}: missing <name>")
+    where = f"{where} ({label!r})"
+    box = obj.find("bndbox")
+    if box is None:
+        raise FormatError(f"{where}: missing <bndbox>")
+    xmin, ymin, xmax, ymax = (number(_text(box, tag), f"{where}: <{tag}>") for tag in ("xmin", "ymin", "xmax", "ymax"))
+    try:
+        shape = Box(xmin - 1, ymin - 1, xmax, ymax)
+    except InvalidShapeError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+    check_inside(shape, size, where)
+    attributes: dict[str, Any] = {}
+    for flag in _FLAGS:
+        if obj.find(flag) is not None and number(_text(obj, flag), f"{where}: <{flag}>"):
+            attributes[flag] = True
+    pose = _text(obj, "pose")
+    if pose and pose != _DEFAULT_POSE:
+        attributes["pose"] = pose
+    for attribute in obj.findall("attributes/attribute"):
+        name = _text(attribute, "name")
+        if not name:
+            raise FormatError(f"{where}: an <attribute> has no <name>")
+        attributes[name] = _text(attribute, "value")
+    score = None if obj.find("score") is None else number(_text(obj, "score"), f"{where}: <score>")
+    return DatasetAnnotation(label, shape, score, attributes)
+
+
+def _text(element: Element, tag: str) -> str:
+    child = element.find(tag)
+    return (child.text or "").strip() if child is not None else ""
+
+
+def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path]:
+    """OUT/Annotations/<id>.xml per image, OUT/ImageSets/Main/default.txt, OUT/JPEGImages/ when copying."""
+    out = Path(out)
+    written: list[Path] = []
+    ids: list[str] = []  # VOC's image ids, in order, for ImageSets
+    taken: set[str] = set()
+    for image in dataset.images:
+        image_id = unique_stem(image.file_name, taken)
+        ids.append(image_id)
+        xml_path = out / "Annotations" / f"{image_id}.xml"
+        xml_path.parent.mkdir(parents=True, exist_ok=True)
+        tree = ElementTree(_annotation_element(image))
+        indent(tree)
+        tree.write(xml_path, encoding="utf-8", xml_declaration=True)
+        written.append(xml_path)
+        if copy_images:
+            write_image(image, out / "JPEGImages" / image.file_name)
+            written.append(out / "JPEGImages" / image.file_name)
+    image_set = out / "ImageSets" / "Main" / "default.txt"
+    image_set.parent.mkdir(parents=True, exist_ok=True)
+    image_set.write_text("".join(f"{image_id}\n" for image_id in ids), encoding="utf-8")
+    return [*written, image_set]
+
+
+def _annotation_element(image: DatasetImage) -> Element:
+    root = Element("annotation")
+    path = PurePosixPath(image.file_name)
+    SubElement(root, "folder").text = "JPEGImages" if path.parent == PurePosixPath(".") else f"JPEGImages/{path.parent}"
+    SubElement(root, "filename").text = path.name
+    size = SubElement(root, "size")
+    SubElement(size, "width").text = str(image.width or 0)
+    SubElement(size, "height").text = str(image.height or 0)
+    SubElement(size, "depth").text = "3"
+    SubElement(root, "segmented").text = "0"
+    for ann in image.annotations:
+        root.append(_object_element(ann))
+    return root
+
+
+def _object_element(ann: DatasetAnnotation) -> Element:
+    obj = Element("object")
+    SubElement(obj, "name").text = ann.label
+    SubElement(obj, "pose").text = str(ann.attributes.get("pose", _DEFAULT_POSE))
+    for flag in _FLAGS:
+        SubElement(obj, flag).text = "1" if ann.attributes.get(flag) else "0"
+    x, y, w, h = ann.shape.bbox()
+    box = SubElement(obj, "bndbox")
+    for tag, value in (("xmin", x + 1), ("ymin", y + 1), ("xmax", x + w), ("ymax", y + h)):
+        SubElement(box, tag).text = format_number(value)
+    if ann.score is not None:
+        SubElement(obj, "score").text = format_number(ann.score)
+    extra = {k: v for k, v in ann.attributes.items() if k not in _STANDARD}
+    if extra:
+        # CVAT's VOC export writes attributes this way; other VOC tools ignore the element.
+        attributes = SubElement(obj, "attributes")
+        for name, value in extra.items():
+            attribute = SubElement(attributes, "attribute")
+            SubElement(attribute, "name").text = name
+            SubElement(attribute, "value").text = str(value)
+    return obj
