@@ -454,7 +454,8 @@ class Canvas(QGraphicsView):
         target = self._selected[0] if len(self._selected) == 1 else None
         target_shape = self.items_by_id[target].shape_ if target is not None else None
         if isinstance(target_shape, Mask) and tuple(target_shape.size) == self.image_size:
-            self._brush_mask = decode_mask(target_shape).astype(np.uint8)
+            # OpenCV draws only into C-ordered arrays; pycocotools decodes in Fortran order
+            self._brush_mask = np.ascontiguousarray(decode_mask(target_shape), dtype=np.uint8)
             self._brush_target = target
         elif self.tool == "eraser":
             return  # erasing needs a selected mask

@@ -78,7 +78,8 @@ def translate(shape: Shape, dx: float, dy: float) -> Shape:
     if isinstance(shape, Mask):
         h, w = shape.size
         shift = np.float32([[1, 0, round(dx)], [0, 1, round(dy)]])
-        moved = cv2.warpAffine(decode_mask(shape).astype(np.uint8), shift, (w, h), flags=cv2.INTER_NEAREST)
+        pixels = np.ascontiguousarray(decode_mask(shape), dtype=np.uint8)  # OpenCV wants C order
+        moved = cv2.warpAffine(pixels, shift, (w, h), flags=cv2.INTER_NEAREST)
         return encode_mask(moved)
     return shape
 

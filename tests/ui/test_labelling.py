@@ -1,0 +1,177 @@
+"""The labelling window end to end: draw with the mouse, undo/redo, edit vertices, paint masks,
+navigate with the keyboard, reopen the project and find everything."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from gui_helpers import click, drag, make_project, wait_shown
+from PySide6.QtCore import Qt
+
+from studio.core.geometry import area, decode_mask
+from studio.core.shapes import Box, Mask, Polygon
+from studio.db import Project
+
+pytest_plugins = ("gui_helpers",)  # the make_window fixture and isolated settings
+
+
+def stored(window) -> list:
+    """Human annotations of the shown image, as a fresh read of the database sees them."""
+    with Project.open(window.project.root) as project:
+        return project.annotations(window.media.id)
+
+
+def test_drawing_a_box_stores_it_and_undo_redo_follow(make_window):
+    window = make_window()
+    window.set_tool("box")
+    drag(window.canvas, (20, 30), (90, 100))
+
+    [ann] = stored(window)
+    assert isinstance(ann.shape, Box)
+    # mouse positions are whole screen pixels: at a fitted zoom they land within a pixel of the target
+    assert (ann.shape.x1, ann.shape.y1, ann.shape.x2, ann.shape.y2) == pytest.approx((20, 30, 90, 100), abs=1)
+    assert ann.label_id == window.current_label_id
+    assert window.saved_label.text().startswith("Saved")
+    assert [a.id for a in window.annotations] == [ann.id]
+
+    window.undo_stack.undo()
+    assert stored(window) == []
+    assert window.annotations == []
+    window.undo_stack.redo()
+    [again] = stored(window)
+    assert again.id == ann.id and again.shape == ann.shape
+
+
+def test_a_click_is_not_a_box(make_window):
+    window = make_window()
+    window.set_tool("box")
+    click(window.canvas, (50, 50))
+    assert stored(window) == []
+
+
+def test_polygon_drawn_by_clicks_then_vertex_dragged_is_saved(make_window, qtbot):
+    window = make_window()
+    window.set_tool("polygon")
+    for point in [(20, 20), (100, 20), (100, 90), (20, 90)]:
+        click(window.canvas, point)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Space)  # Space closes the polygon
+    [ann] = stored(window)
+    assert isinstance(ann.shape, Polygon) and len(ann.shape.parts[0]) == 4
+
+    window.set_tool("select")
+    click(window.canvas, (60, 50))  # select it
+    assert window.canvas.selected_ids() == [ann.id]
+    drag(window.canvas, (100, 90), (130, 110))
+    [edited] = stored(window)
+    assert edited.shape.parts[0][2] == pytest.approx((130, 110), abs=1)
+    assert area(edited.shape) > area(ann.shape)
+
+    click(window.canvas, (60, 20), modifiers=Qt.KeyboardModifier.ShiftModifier)  # insert on the top edge
+    assert len(stored(window)[0].shape.parts[0]) == 5
+    click(window.canvas, (60, 20), modifiers=Qt.KeyboardModifier.AltModifier)  # and delete it again
+    assert len(stored(window)[0].shape.parts[0]) == 4
+
+    window.undo_stack.undo()
+    window.undo_stack.undo()
+    window.undo_stack.undo()
+    assert stored(window)[0].shape == ann.shape  # back to the drawn polygon
+
+
+def test_closing_a_polygon_by_clicking_its_first_point(make_window):
+    window = make_window()
+    window.set_tool("polygon")
+    for point in [(10, 10), (60, 10), (60, 60), (10, 10)]:
+        click(window.canvas, point)
+    [ann] = stored(window)
+    assert len(ann.shape.parts[0]) == 3
+
+
+def test_brush_stroke_is_stored_as_an_rle_mask_of_the_painted_area(make_window):
+    window = make_window(size=(200, 160))
+    window.brush_size.setValue(6)
+    window.set_tool("brush")
+    drag(window.canvas, (40, 80), (140, 80), steps=10)
+
+    [ann] = stored(window)
+    assert isinstance(ann.shape, Mask) and ann.shape.size == (160, 200)
+    radius, length = 6, 100
+    expected = 2 * radius * length + math.pi * radius**2  # a stadium: the stroke plus its round ends
+    assert abs(area(ann.shape) - expected) / expected < 0.1
+    pixels = decode_mask(ann.shape)
+    assert pixels[80, 90] and not pixels[80 + 3 * radius, 90]
+
+    window.set_tool("select")
+    click(window.canvas, (90, 80))
+    window.set_tool("eraser")
+    drag(window.canvas, (90, 60), (90, 100))  # cut the stroke in two
+    erased = decode_mask(stored(window)[0].shape)
+    assert not erased[80, 90] and erased[80, 50] and erased[80, 130]
+
+
+def test_keyboard_navigation_and_paste_onto_the_next_image(make_window, qtbot):
+    window = make_window(images=3)
+    first = window.media.id
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (50, 40))
+    [copied] = stored(window)
+    window.set_tool("select")
+    window.select_all()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D)
+    wait_shown(qtbot, window)
+    assert window.media.id != first
+    qtbot.keyClick(window.canvas, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    [pasted] = stored(window)
+    assert pasted.shape == copied.shape and pasted.id != copied.id
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_A)
+    wait_shown(qtbot, window)
+    assert window.media.id == first
+
+
+def test_delete_then_undo_brings_back_the_same_annotation(make_window, qtbot):
+    window = make_window()
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))
+    [ann] = stored(window)
+    window.set_tool("select")
+    click(window.canvas, (30, 30))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Delete)
+    assert stored(window) == []
+    window.undo_stack.undo()
+    [back] = stored(window)
+    assert (back.id, back.shape, back.created_at) == (ann.id, ann.shape, ann.created_at)
+
+
+def test_number_keys_pick_the_label_and_relabel_the_selection(make_window, qtbot):
+    window = make_window()
+    cat, dog = window.labels
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))
+    assert stored(window)[0].label_id == cat.id
+    window.set_tool("select")
+    click(window.canvas, (30, 30))
+    qtbot.keyClick(window.canvas, Qt.Key.Key_2)
+    assert stored(window)[0].label_id == dog.id
+    assert window.current_label_id == dog.id
+
+
+def test_reopened_project_shows_the_same_annotations_last_image_and_view(make_window, qtbot, tmp_path):
+    root = make_project(tmp_path / "reopen", images=3)
+    window = make_window(root)
+    window.browser.select_next()
+    wait_shown(qtbot, window)
+    second = window.media.id
+    window.set_tool("box")
+    drag(window.canvas, (15, 25), (70, 80))
+    drawn = [a.shape for a in stored(window)]
+    window.canvas.set_zoom(3.0)
+    window.close()
+
+    again = make_window(root)
+    assert again.media.id == second
+    assert [a.shape for a in again.annotations] == drawn
+    assert np.isclose(again.canvas.zoom(), 3.0)
