@@ -1,0 +1,382 @@
+"""labelme JSON (labelme 5.x and 7): one .json per image, beside the image or carrying it as imageData.
+
+Shape types: rectangle -> Box; polygon -> Polygon; circle (centre, then a point on the circle) ->
+Polygon of CIRCLE_VERTICES vertices, the first one being the point on the circle, with attribute
+shape_type="circle" so export writes a circle again; line / linestrip -> Polyline (a line keeps
+shape_type="line"); point / points -> Points; mask (base64 PNG of the region between two pixel corners)
+-> Mask of the whole image. Shape `description`, `flags`, and `group_id` of unmerged shapes become
+attributes.
+
+Instances. As labelme's own labelme2coco does, shapes sharing (label, group_id) are ONE object: polygons
+merge into one multi-part Polygon; mixed kinds or any mask are united pixel-wise into a Mask. Export
+splits a multi-part Polygon back into polygons sharing a group_id.
+
+Why not supervision's labelme module: it reads only rectangles and polygons (as float32 boxes/masks),
+drops circles, lines, points, masks, descriptions and flags, and on export writes masks as polygons.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import math
+import posixpath
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+import numpy as np
+
+from studio.core import geometry
+from studio.core.errors import FormatError, InvalidShapeError
+from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
+from studio.io.formats.base import (
+    Dataset,
+    DatasetAnnotation,
+    DatasetImage,
+    check_inside,
+    collect_images,
+    number,
+    skip_or_raise,
+    unique_stem,
+    write_image,
+)
+
+CIRCLE_VERTICES = 64
+"""Vertices of the polygon a labelme circle becomes: within 0.12 % of the circle's area."""
+LABELME_VERSION = "5.5.0"
+"""Written into exported files: the labelme file format these files follow."""
+SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "points", "mask")
+_AREA_TYPES = {"rectangle", "polygon", "circle", "mask"}
+"""Kinds that merge into one instance when they share (label, group_id); lines and points cannot."""
+_OWN_KEYS = {"label", "points", "group_id", "shape_type", "flags", "description", "mask", "score", "attributes"}
+
+
+@dataclass
+class _Piece:
+    """One labelme shape, read; pieces of the same instance are merged afterwards."""
+
+    label: str
+    shape_type: str
+    shape: Shape
+    group_id: int | None
+    score: float | None
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+def read(path: Path, *, skip_bad: bool = False) -> Dataset:
+    """A labelme .json file, or a folder searched recursively for them."""
+    path = Path(path)
+    if path.is_file():
+        files, root = [path], path.parent
+    else:
+        files, root = sorted(path.rglob("*.json")), path
+        if not files:
+            raise FormatError(f"{path}: no labelme .json files in this folder")
+    return collect_images(
+        files,
+        lambda json_path, problems: _read_file(json_path, json_path.parent.relative_to(root), problems, skip_bad=skip_bad),
+        image_root=root,
+        skip_bad=skip_bad,
+    )
+
+
+def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
+    try:
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FormatError(f"{json_path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        raise FormatError(f"{json_path}: not a labelme file (expected an object with a 'shapes' list)")
+    image_path = data.get("imagePath")
+    if not isinstance(image_path, str) or not image_path.strip():
+        raise FormatError(f"{json_path}: missing imagePath")
+    # labelme itself turns Windows separators into '/'; imagePath is relative to the .json
+    file_name = posixpath.normpath((sub_folder / PureWindowsPath(image_path).as_posix()).as_posix())
+    width, height = (_optional_size(data, key, json_path) for key in ("imageWidth", "imageHeight"))
+    size = (height, width) if width and height else None
+    pieces = []
+    for index, raw in enumerate(data["shapes"]):
+        try:
+            pieces.append(_read_shape(raw, size))
+        except FormatError as exc:
+            skip_or_raise(problems, f"{json_path}: shape {index}{_label_of(raw)}: {exc}", skip_bad)
+    annotations = []
+    for group in _instances(pieces):
+        try:
+            annotations.append(_merge(group, size))
+        except FormatError as exc:
+            skip_or_raise(problems, f"{json_path}: group {group[0].group_id} ({group[0].label!r}): {exc}", skip_bad)
+    return DatasetImage(file_name, width, height, annotations, embedded=_image_data(data, json_path))
+
+
+def _optional_size(data: dict[str, Any], key: str, json_path: Path) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise FormatError(f"{json_path}: {key} must be a positive whole number, got {value!r}")
+    return value
+
+
+def _image_data(data: dict[str, Any], json_path: Path) -> bytes | None:
+    encoded = data.get("imageData")
+    if encoded is None:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, TypeError, ValueError):
+        raise FormatError(f"{json_path}: imageData is not base64-encoded image data") from None
+
+
+def _label_of(raw: Any) -> str:
+    label = raw.get("label") if isinstance(raw, dict) else None
+    return f" ({label!r})" if isinstance(label, str) else ""
+
+
+def _read_shape(raw: Any, size: tuple[int, int] | None) -> _Piece:
+    if not isinstance(raw, dict):
+        raise FormatError("a shape must be a JSON object")
+    label = raw.get("label")
+    if not isinstance(label, str) or not label:
+        raise FormatError("missing label")
+    shape_type = raw.get("shape_type") or "polygon"  # labelme 3 files have no shape_type: polygons
+    if shape_type not in SHAPE_TYPES:
+        raise FormatError(f"unknown shape_type {shape_type!r}; expected one of {', '.join(SHAPE_TYPES)}")
+    points = _points(raw.get("points"))
+    group_id = raw.get("group_id")
+    if group_id is not None and (isinstance(group_id, bool) or not isinstance(group_id, int)):
+        raise FormatError(f"group_id must be a whole number or null, got {group_id!r}")
+    attributes = _attributes(raw)
+    score = None if raw.get("score") is None else number(raw["score"], "score")
+    try:
+        shape = _shape(shape_type, points, raw.get("mask"), size)
+    except InvalidShapeError as exc:
+        raise FormatError(f"{shape_type}: {exc}") from None
+    check_inside(shape, size, shape_type)
+    if shape_type in ("circle", "line"):
+        attributes["shape_type"] = shape_type
+    return _Piece(label, shape_type, shape, group_id, score, attributes)
+
+
+def _points(raw: Any) -> list[tuple[float, float]]:
+    if not isinstance(raw, list) or not raw:
+        raise FormatError("points must be a non-empty list of [x, y]")
+    if not all(isinstance(p, list) and len(p) == 2 for p in raw):
+        raise FormatError("points must be a list of [x, y] pairs")
+    return [(number(x, "x"), number(y, "y")) for x, y in raw]
+
+
+def _attributes(raw: dict[str, Any]) -> dict[str, Any]:
+    attributes = raw.get("attributes") or {}
+    flags, description = raw.get("flags") or {}, raw.get("description") or ""
+    if not isinstance(attributes, dict) or not isinstance(flags, dict) or not isinstance(description, str):
+        raise FormatError("attributes and flags must be objects, description a string")
+    attributes = dict(attributes)
+    if flags:
+        attributes["flags"] = flags
+    if description:
+        attributes["description"] = description
+    return attributes
+
+
+def _shape(shape_type: str, points: list[tuple[float, float]], mask: Any, size: tuple[int, int] | None) -> Shape:
+    """The Studio shape of one labelme shape (InvalidShapeError/FormatError when malformed)."""
+    _need_points(shape_type, len(points))
+    if shape_type == "rectangle":
+        xs, ys = zip(*points, strict=True)
+        return Box(min(xs), min(ys), max(xs), max(ys))  # labelme accepts corners in any order
+    if shape_type == "polygon":
+        return Polygon([points])
+    if shape_type == "circle":
+        return Polygon([_circle(*points)])
+    if shape_type in ("line", "linestrip"):
+        return Polyline(points)
+    if shape_type in ("point", "points"):
+        return Points(points)
+    return _mask(points[0], mask, size)
+
+
+def _need_points(shape_type: str, count: int) -> None:
+    needed = {"rectangle": (2, None), "polygon": (3, None), "circle": (2, 2), "line": (2, 2), "linestrip": (2, None),
+              "point": (1, 1), "points": (1, None), "mask": (2, 2)}[shape_type]
+    low, high = needed
+    if count < low or (high is not None and count > high):
+        wanted = f"{low}" if low == high else f"at least {low}"
+        raise FormatError(f"a {shape_type} needs {wanted} point(s), got {count}")
+
+
+def _circle(centre: tuple[float, float], on_circle: tuple[float, float]) -> list[tuple[float, float]]:
+    """CIRCLE_VERTICES vertices of the circle, starting at (exactly) the point labelme stored on it."""
+    (cx, cy), (px, py) = centre, on_circle
+    radius, start = math.hypot(px - cx, py - cy), math.atan2(py - cy, px - cx)
+    if radius == 0:
+        raise FormatError("a circle has zero radius")
+    angles = start + 2 * math.pi * np.arange(1, CIRCLE_VERTICES) / CIRCLE_VERTICES
+    return [on_circle, *zip((cx + radius * np.cos(angles)).tolist(), (cy + radius * np.sin(angles)).tolist(), strict=True)]
+
+
+def _mask(corner: tuple[float, float], encoded: Any, size: tuple[int, int] | None) -> Mask:
+    """labelme's mask: a PNG of the pixels from corner (x1, y1) to (x2, y2) inclusive -> full-image Mask."""
+    import cv2
+
+    if not isinstance(encoded, str):
+        raise FormatError("a mask shape needs its 'mask' (base64 PNG)")
+    if size is None:
+        raise FormatError("a mask shape needs the file's imageHeight and imageWidth")
+    try:
+        png = base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise FormatError("mask is not base64") from None
+    crop = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png else None
+    if crop is None:
+        raise FormatError("mask is not a PNG image")
+    crop = crop.any(axis=2) if crop.ndim == 3 else crop.astype(bool)
+    x1, y1 = int(corner[0]), int(corner[1])
+    height, width = size
+    if x1 < 0 or y1 < 0 or x1 + crop.shape[1] > width or y1 + crop.shape[0] > height:
+        raise FormatError(f"mask at ({x1}, {y1}) of {crop.shape[1]}x{crop.shape[0]} lies outside the {width}x{height} image")
+    full = np.zeros(size, dtype=bool)
+    full[y1 : y1 + crop.shape[0], x1 : x1 + crop.shape[1]] = crop
+    return geometry.encode_mask(full)
+
+
+def _instances(pieces: list[_Piece]) -> list[list[_Piece]]:
+    """Pieces grouped into objects: area shapes sharing (label, group_id) together, others alone."""
+    groups: dict[tuple[str, int], list[_Piece]] = defaultdict(list)
+    result: list[list[_Piece]] = []
+    for piece in pieces:
+        if piece.group_id is None or piece.shape_type not in _AREA_TYPES:
+            if piece.group_id is not None:
+                piece.attributes["group_id"] = piece.group_id
+            result.append([piece])
+            continue
+        key = (piece.label, piece.group_id)
+        if key not in groups:
+            result.append(groups[key])
+        groups[key].append(piece)
+    return result
+
+
+def _merge(group: list[_Piece], size: tuple[int, int] | None) -> DatasetAnnotation:
+    first = group[0]
+    if len(group) == 1:
+        return DatasetAnnotation(first.label, first.shape, first.score, first.attributes)
+    attributes: dict[str, Any] = {}
+    for piece in reversed(group):
+        attributes.update(piece.attributes)
+    attributes.pop("shape_type", None)  # a merged object is no longer one circle or line
+    score = next((p.score for p in group if p.score is not None), None)
+    if all(isinstance(p.shape, Polygon) for p in group):
+        return DatasetAnnotation(first.label, Polygon([part for p in group for part in p.shape.parts]), score, attributes)
+    if size is None:
+        raise FormatError("merging shapes of different kinds into one mask needs imageHeight and imageWidth")
+    union = np.zeros(size, dtype=bool)
+    for piece in group:
+        union |= geometry.rasterize(piece.shape, size)
+    return DatasetAnnotation(first.label, geometry.encode_mask(union), score, attributes)
+
+
+def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path]:
+    """One labelme .json per image (imagePath beside it, imageData null); images copied next to them."""
+    out = Path(out)
+    written: list[Path] = []
+    taken: set[str] = set()
+    for image in dataset.images:
+        json_path = out / f"{unique_stem(image.file_name, taken)}.json"
+        document = {
+            "version": LABELME_VERSION,
+            "flags": {},
+            "shapes": _shapes(image.annotations),
+            "imagePath": PurePosixPath(image.file_name).name,
+            "imageData": None,
+            "imageHeight": image.height,
+            "imageWidth": image.width,
+        }
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(document, ensure_ascii=False, indent=2), encoding="utf-8")
+        written.append(json_path)
+        if copy_images:
+            write_image(image, json_path.parent / PurePosixPath(image.file_name).name)
+            written.append(json_path.parent / PurePosixPath(image.file_name).name)
+    return written
+
+
+def _shapes(annotations: list[DatasetAnnotation]) -> list[dict[str, Any]]:
+    used = [a.attributes["group_id"] for a in annotations if isinstance(a.attributes.get("group_id"), int)]
+    next_group = max(used, default=0) + 1
+    shapes = []
+    for ann in annotations:
+        pieces = _labelme_pieces(ann)
+        group_id = ann.attributes.get("group_id")
+        if not isinstance(group_id, int) or isinstance(group_id, bool):
+            group_id = None
+        if len(pieces) > 1:
+            group_id, next_group = next_group, next_group + 1
+        for shape_type, points, mask in pieces:
+            shapes.append(_shape_dict(ann, shape_type, points, mask, group_id))
+    return shapes
+
+
+def _shape_dict(
+    ann: DatasetAnnotation, shape_type: str, points: list[list[float]], mask: str | None, group_id: int | None
+) -> dict[str, Any]:
+    shape: dict[str, Any] = {
+        "label": ann.label,
+        "points": points,
+        "group_id": group_id,
+        "description": str(ann.attributes.get("description", "")),
+        "shape_type": shape_type,
+        "flags": flags if isinstance(flags := ann.attributes.get("flags"), dict) else {},
+        "mask": mask,
+    }
+    if ann.score is not None:
+        shape["score"] = ann.score  # labelme keeps unknown keys of a shape; other tools ignore them
+    extra = {k: v for k, v in ann.attributes.items() if k not in _OWN_KEYS}
+    if extra:
+        shape["attributes"] = extra
+    return shape
+
+
+def _labelme_pieces(ann: DatasetAnnotation) -> list[tuple[str, list[list[float]], str | None]]:
+    """(shape_type, points, mask) of the labelme shapes one annotation is written as."""
+    shape = ann.shape
+    if isinstance(shape, Box):
+        return [("rectangle", [[shape.x1, shape.y1], [shape.x2, shape.y2]], None)]
+    if isinstance(shape, RotatedBox):
+        return [("polygon", [list(p) for p in shape.corners()], None)]
+    if isinstance(shape, Polygon):
+        if ann.attributes.get("shape_type") == "circle" and _is_circle(shape):
+            centre = np.mean(shape.parts[0], axis=0).tolist()
+            return [("circle", [centre, list(shape.parts[0][0])], None)]
+        return [("polygon", [list(p) for p in part], None) for part in shape.parts]
+    if isinstance(shape, Polyline):
+        line = ann.attributes.get("shape_type") == "line" and len(shape.points) == 2
+        return [("line" if line else "linestrip", [list(p) for p in shape.points], None)]
+    if isinstance(shape, Points):
+        return [("point" if len(shape.points) == 1 else "points", [list(p) for p in shape.points], None)]
+    return [_mask_piece(shape)]
+
+
+def _is_circle(polygon: Polygon) -> bool:
+    """Whether a polygon is still the regular CIRCLE_VERTICES-gon a circle was read as (not edited since)."""
+    if len(polygon.parts) != 1 or len(polygon.parts[0]) != CIRCLE_VERTICES:
+        return False
+    vertices = np.asarray(polygon.parts[0])
+    radii = np.hypot(*(vertices - vertices.mean(axis=0)).T)
+    return bool(np.ptp(radii) <= 1e-6 * max(radii.max(), 1.0))
+
+
+def _mask_piece(mask: Mask) -> tuple[str, list[list[float]], str]:
+    """labelme's mask shape: the PNG of the mask's bounding pixels, corners as inclusive pixel indices."""
+    import cv2
+
+    pixels = geometry.decode_mask(mask)
+    ys, xs = np.nonzero(pixels)
+    x1, y1, x2, y2 = (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())) if len(xs) else (0, 0, 0, 0)
+    ok, png = cv2.imencode(".png", pixels[y1 : y2 + 1, x1 : x2 + 1].astype(np.uint8))
+    if not ok:
+        raise FormatError("cannot encode a mask as PNG")
+    return "mask", [[float(x1), float(y1)], [float(x2), float(y2)]], base64.b64encode(png.tobytes()).decode("ascii")
