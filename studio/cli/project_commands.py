@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 FORMAT_NAMES = ("coco", "yolo", "voc", "labelme", "cvat")
+"""For --help only (the format registry imports OpenCV); a test keeps it equal to studio.io.formats.FORMATS."""
+FORMAT_HELP = f"dataset format: {', '.join(FORMAT_NAMES)}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -25,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("import", help="import annotations in a dataset format")
     p.add_argument("project", type=Path)
     p.add_argument("path", type=Path, metavar="PATH")
-    p.add_argument("--format", "-f", required=True, choices=FORMAT_NAMES)
+    p.add_argument("--format", "-f", required=True, metavar="FORMAT", help=FORMAT_HELP)
     p.add_argument("--run", metavar="NAME", help="store the annotations (with scores) as a model run")
     p.add_argument("--skip-bad", action="store_true", help="skip bad items and report them")
     p.set_defaults(handler=cmd_import)
@@ -33,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export", help="export annotations as a dataset")
     p.add_argument("project", type=Path)
     p.add_argument("out", type=Path, metavar="OUT")
-    p.add_argument("--format", "-f", required=True, choices=FORMAT_NAMES)
+    p.add_argument("--format", "-f", required=True, metavar="FORMAT", help=FORMAT_HELP)
     p.add_argument("--source", default="human", metavar="human|RUN", help="human annotations or a run's predictions")
     p.add_argument("--labels", metavar="A,B", help="only these labels (comma-separated)")
     p.add_argument("--no-images", action="store_true", help="write annotations only, do not link/copy images")
@@ -72,8 +74,10 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 def cmd_import(args: argparse.Namespace) -> int:
     from studio.db import Project
+    from studio.io import formats
     from studio.io.formats.transfer import import_dataset
 
+    formats.reader(args.format)  # an unknown format is refused in one line before the project is opened
     with Project.open(args.project) as project:
         report = import_dataset(project, args.format, args.path, run_name=args.run, skip_bad=args.skip_bad)
     for problem in report.skipped:
@@ -88,8 +92,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.db import Project
+    from studio.io import formats
     from studio.io.formats.transfer import export_dataset
 
+    formats.writer(args.format)  # an unknown format is refused in one line before the project is opened
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     with Project.open(args.project) as project:
         report = export_dataset(

@@ -7,7 +7,6 @@ tools people check them against.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -105,6 +104,8 @@ def area(shape: Shape) -> float:
     if isinstance(shape, RotatedBox):
         return shape.w * shape.h
     if isinstance(shape, Polygon):
+        import cv2  # lazily: OpenCV costs ~0.5 s, and the CLI opens projects without needing it
+
         return float(sum(cv2.contourArea(np.asarray(part, dtype=np.float32)) for part in shape.parts))
     if isinstance(shape, Mask):
         return float(mask_utils.area(shape.rle))
@@ -131,6 +132,8 @@ def mask_to_polygon(mask: Mask | np.ndarray, *, tolerance: float = 1.0, min_area
     Returns None for an empty mask. Holes are dropped: polygons here are unions of outer rings, as in
     COCO, so a mask with holes should stay a mask when exactness matters.
     """
+    import cv2
+
     array = decode_mask(mask) if isinstance(mask, Mask) else np.asarray(mask, dtype=bool)
     contours, _ = cv2.findContours(array.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     parts = []
