@@ -80,7 +80,7 @@ def test_segment_anything_embedding_survives_the_disk_cache(sam_vit_b):
     restored = pickle.loads(pickle.dumps(embedding))
     first = segmenter.predict(embedding, **CLICKS)
     again = segmenter.predict(restored, **CLICKS)
-    assert all(np.array_equal(a.mask, b.mask) and a.score == pytest.approx(b.score) for a, b in zip(first, again))
+    assert all(np.array_equal(a.mask, b.mask) and a.score == pytest.approx(b.score) for a, b in zip(first, again, strict=True))
 
 
 def test_segment_anything_specs_name_the_official_checkpoints():
