@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QEventLoop, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
@@ -36,23 +36,24 @@ def run(project: Project, *, screenshot: Path | None = None, timeout_ms: int = 1
     window.show()
     if screenshot is None:
         return app.exec()
+    # a local event loop rather than app.exec(): quitting the application would leave a host process
+    # (tests, scripts) with an application that no longer delivers queued signals
+    loop = QEventLoop()
     result: list[int] = []
 
     def capture() -> None:
         if result:
             return
-        app.processEvents()
         image = window.grab()
-        ok = not image.isNull() and image.save(str(screenshot), "PNG")
-        result.append(0 if ok else 1)
-        window.close()
-        app.quit()
+        result.append(0 if not image.isNull() and image.save(str(screenshot), "PNG") else 1)
+        loop.quit()
 
     window.media_shown.connect(lambda *_: QTimer.singleShot(300, capture))  # let docks and thumbnails settle
     if window.media is None:  # an empty project: nothing to wait for
         QTimer.singleShot(300, capture)
     QTimer.singleShot(timeout_ms, capture)
-    app.exec()
+    loop.exec()
+    window.close()
     if result != [0]:
         raise StudioError(f"could not write the screenshot {screenshot}")
     return 0
