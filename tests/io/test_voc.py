@@ -94,7 +94,7 @@ def round_trip(project: Project, format_name: str, tmp_path: Path, *, copy_image
 
 VOC_SHAPES: dict[str, list[tuple[str, Shape, dict[str, Any]]]] = {
     "a/img0.jpg": [
-        ("cat", Box(1.5, 2.25, 30.125, 40.0), {"difficult": True, "pose": "Left", "colour": "grey"}),
+        ("cat", Box(1.5, 2.25, 30.125, 40.0), {"difficult": True, "pose": "Left", "colour": "grey", "verified": False}),
         ("dog", Box(0.0, 0.0, 64.0, 48.0), {"truncated": True, "occluded": True}),
     ],
     "b/img1.jpg": [("dog", Polygon([[(10, 10), (30, 12), (20, 40)]]), {})],
@@ -125,6 +125,24 @@ def test_export_layout(project: Project, tmp_path: Path) -> None:
     xml = (tmp_path / "out/Annotations/img0.xml").read_text()
     # 1-based inclusive pixel indices: x1=1.5 -> xmin 2.5, x2=64 -> xmax 64
     assert "<xmin>2.5</xmin>" in xml and "<xmax>64</xmax>" in xml and "<difficult>1</difficult>" in xml
+
+
+def test_video_frames_export_as_images(project: Project, tmp_path: Path) -> None:
+    """An annotated video frame becomes an image of its own, and imports back as one."""
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (WIDTH, HEIGHT))
+    for value in range(6):
+        writer.write(np.full((HEIGHT, WIDTH, 3), value * 40, np.uint8))
+    writer.release()
+    [media] = add_paths(project, [video]).added
+    label = project.ensure_label("ship")
+    project.add_annotation(Annotation(media_id=media.id, frame=3, label_id=label.id, shape=Box(2, 3, 20, 30)))
+    export_dataset(project, "voc", tmp_path / "out")
+    frame = cv2.imread(str(tmp_path / "out/JPEGImages/clip_000003.jpg"))
+    assert frame is not None and frame.shape == (HEIGHT, WIDTH, 3) and abs(int(frame.mean()) - 120) <= 3
+    with Project.create(tmp_path / "second") as second:
+        import_dataset(second, "voc", tmp_path / "out")
+        assert snapshot(second) == {"clip_000003.jpg": [("ship", Box(2, 3, 20, 30), None, {})]}
 
 
 def _voc_xml(filename: str, objects: str, *, size: str = "<size><width>64</width><height>48</height><depth>3</depth></size>") -> str:

@@ -7,6 +7,7 @@ studio.io.formats.transfer, so every format behaves the same way on bad input.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterable
@@ -186,3 +187,16 @@ def collect_images(
         seen.update(dict.fromkeys(ann.label for ann in image.annotations))
         images.append(image)
     return Dataset(labels=list(seen), images=images, image_root=image_root, problems=problems)
+
+
+def attribute_text(value: Any) -> str:
+    """An attribute value for a text-only format (XML): booleans as CVAT writes checkboxes, other
+    non-strings as JSON, so `attribute_value` reads them back as they were."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def attribute_value(text: str) -> Any:
+    """Inverse of `attribute_text` for booleans; other text stays text (a format cannot tell "3" from 3)."""
+    return {"true": True, "false": False}.get(text, text)

@@ -14,7 +14,6 @@ supervision has no CVAT support, so this module parses the XML (with defusedxml)
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
@@ -28,6 +27,8 @@ from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
     DatasetImage,
+    attribute_text,
+    attribute_value,
     check_inside,
     collect_images,
     format_number,
@@ -143,8 +144,7 @@ def _attributes(element: Element) -> dict[str, Any]:
         name = child.get("name")
         if not name:
             raise FormatError("an <attribute> has no name")
-        text = (child.text or "").strip()
-        attributes[name] = {"true": True, "false": False}.get(text, text)
+        attributes[name] = attribute_value((child.text or "").strip())
     return attributes
 
 
@@ -239,7 +239,7 @@ def _write_shapes(image: Element, annotations: list[DatasetAnnotation]) -> None:
                 element.set("score", format_number(ann.score))  # CVAT ignores it; Studio reads it back
             for name, value in ann.attributes.items():
                 if name not in _ELEMENT_KEYS:
-                    SubElement(element, "attribute", name=name).text = _attribute_text(value)
+                    SubElement(element, "attribute", name=name).text = attribute_text(value)
 
 
 def _geometry(ann: DatasetAnnotation) -> list[tuple[dict[str, str], str]]:
@@ -263,9 +263,3 @@ def _geometry(ann: DatasetAnnotation) -> list[tuple[dict[str, str], str]]:
 
 def _points_text(points: tuple[tuple[float, float], ...]) -> str:
     return ";".join(f"{format_number(x)},{format_number(y)}" for x, y in points)
-
-
-def _attribute_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return value if isinstance(value, str) else json.dumps(value)

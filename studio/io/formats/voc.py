@@ -27,6 +27,8 @@ from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
     DatasetImage,
+    attribute_text,
+    attribute_value,
     check_inside,
     collect_images,
     format_number,
@@ -78,11 +80,13 @@ def _read_file(xml_path: Path, sub_folder: Path, problems: list[str], *, skip_ba
         raise FormatError(f"{xml_path}: missing <filename>")
     width = height = None
     size = root.find("size")
-    if size is not None:
+    if size is not None:  # some tools write 0 for an unknown size
         width = int(number(_text(size, "width"), f"{xml_path}: <size><width>")) or None
         height = int(number(_text(size, "height"), f"{xml_path}: <size><height>")) or None
+        if min(width or 0, height or 0) < 0:
+            raise FormatError(f"{xml_path}: negative image <size> {width}x{height}")
     annotations = []
-    for index, obj in enumerate(root.iter("object")):
+    for index, obj in enumerate(root.findall("object")):
         try:
             annotations.append(_read_object(obj, f"{xml_path}: object {index}", (height, width) if width and height else None))
         except FormatError as exc:
@@ -115,7 +119,7 @@ def _read_object(obj: Element, where: str, size: tuple[int, int] | None) -> Data
         name = _text(attribute, "name")
         if not name:
             raise FormatError(f"{where}: an <attribute> has no <name>")
-        attributes[name] = _text(attribute, "value")
+        attributes[name] = attribute_value(_text(attribute, "value"))
     score = None if obj.find("score") is None else number(_text(obj, "score"), f"{where}: <score>")
     return DatasetAnnotation(label, shape, score, attributes)
 
@@ -183,5 +187,5 @@ def _object_element(ann: DatasetAnnotation) -> Element:
         for name, value in extra.items():
             attribute = SubElement(attributes, "attribute")
             SubElement(attribute, "name").text = name
-            SubElement(attribute, "value").text = str(value)
+            SubElement(attribute, "value").text = attribute_text(value)
     return obj
