@@ -201,7 +201,7 @@ BAD_LABELME: dict[str, tuple[str, str]] = {
     "no label": (json.dumps(_document("scene.jpg", [_shape("", "point", [[1, 1]])])), "missing label"),
     "unknown type": (json.dumps(_document("scene.jpg", [_shape("a", "ellipse", [[1, 1], [2, 2]])])), "unknown shape_type 'ellipse'"),
     "outside image": (json.dumps(_document("scene.jpg", [_shape("a", "rectangle", [[1, 1], [99, 5]])])), "lies outside the 64x48 image"),
-    "bad mask": (json.dumps(_document("scene.jpg", [_shape("a", "mask", [[1, 1], [3, 3]], mask="bm90IGEgcG5n")])), "not a PNG"),
+    "bad mask": (json.dumps(_document("scene.jpg", [_shape("a", "mask", [[1, 1], [3, 3]], mask="bm90IGEgcG5n")])), "'mask': a base64-encoded PNG"),
     "bad size": (json.dumps(_document("scene.jpg", [], imageWidth="wide")), "imageWidth must be a positive whole number"),
     "image not found": (json.dumps(_document("nowhere.jpg", [])), "nowhere.jpg: image is not in the project"),
     "bad imageData": (json.dumps(_document("nowhere.jpg", [], imageData="%%%")), "imageData is not base64"),

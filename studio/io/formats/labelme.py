@@ -49,6 +49,11 @@ CIRCLE_VERTICES = 64
 LABELME_VERSION = "5.5.0"
 """Written into exported files: the labelme file format these files follow."""
 SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "points", "mask")
+_POINT_COUNTS: dict[str, tuple[int, int | None]] = {
+    "rectangle": (2, None), "polygon": (3, None), "circle": (2, 2), "line": (2, 2), "linestrip": (2, None),
+    "point": (1, 1), "points": (1, None), "mask": (2, 2),
+}
+"""(fewest, most) points of each shape type; labelme 3 rectangles had four corners, so no most for them."""
 _AREA_TYPES = {"rectangle", "polygon", "circle", "mask"}
 """Kinds that merge into one instance when they share (label, group_id); lines and points cannot."""
 _OWN_KEYS = {"label", "points", "group_id", "shape_type", "flags", "description", "mask", "score", "attributes"}
@@ -86,7 +91,7 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
 def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
     try:
         data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise FormatError(f"{json_path}: not valid JSON ({exc})") from None
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise FormatError(f"{json_path}: not a labelme file (expected an object with a 'shapes' list)")
@@ -125,10 +130,20 @@ def _image_data(data: dict[str, Any], json_path: Path) -> bytes | None:
     encoded = data.get("imageData")
     if encoded is None:
         return None
+    decoded = _base64(encoded)
+    if not decoded:
+        raise FormatError(f"{json_path}: imageData is not base64-encoded image data")
+    return decoded
+
+
+def _base64(encoded: Any) -> bytes | None:
+    """Bytes of a base64 string (line breaks allowed), None when it is not one."""
+    if not isinstance(encoded, str):
+        return None
     try:
-        return base64.b64decode(encoded, validate=True)
-    except (binascii.Error, TypeError, ValueError):
-        raise FormatError(f"{json_path}: imageData is not base64-encoded image data") from None
+        return base64.b64decode("".join(encoded.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def _label_of(raw: Any) -> str:
@@ -200,9 +215,7 @@ def _shape(shape_type: str, points: list[tuple[float, float]], mask: Any, size: 
 
 
 def _need_points(shape_type: str, count: int) -> None:
-    needed = {"rectangle": (2, None), "polygon": (3, None), "circle": (2, 2), "line": (2, 2), "linestrip": (2, None),
-              "point": (1, 1), "points": (1, None), "mask": (2, 2)}[shape_type]
-    low, high = needed
+    low, high = _POINT_COUNTS[shape_type]
     if count < low or (high is not None and count > high):
         wanted = f"{low}" if low == high else f"at least {low}"
         raise FormatError(f"a {shape_type} needs {wanted} point(s), got {count}")
@@ -222,17 +235,12 @@ def _mask(corner: tuple[float, float], encoded: Any, size: tuple[int, int] | Non
     """labelme's mask: a PNG of the pixels from corner (x1, y1) to (x2, y2) inclusive -> full-image Mask."""
     import cv2
 
-    if not isinstance(encoded, str):
-        raise FormatError("a mask shape needs its 'mask' (base64 PNG)")
     if size is None:
         raise FormatError("a mask shape needs the file's imageHeight and imageWidth")
-    try:
-        png = base64.b64decode(encoded, validate=True)
-    except (binascii.Error, ValueError):
-        raise FormatError("mask is not base64") from None
+    png = _base64(encoded)
     crop = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png else None
     if crop is None:
-        raise FormatError("mask is not a PNG image")
+        raise FormatError("a mask shape needs its 'mask': a base64-encoded PNG")
     crop = crop.any(axis=2) if crop.ndim == 3 else crop.astype(bool)
     x1, y1 = int(corner[0]), int(corner[1])
     height, width = size
