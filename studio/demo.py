@@ -6,6 +6,7 @@ copied into the project folder (they are tiny) so the project stays valid if Stu
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from pathlib import Path
@@ -20,13 +21,22 @@ LABELS = ("person", "cat", "cup", "coin", "rocket", "shape")
 # Example human annotations, so a first look shows what labelled images look like. Coordinates are in
 # the pixels of the bundled files (see resources/LICENSES.md).
 _EXAMPLES: dict[str, list[tuple[str, Box | Polygon | Points]]] = {
-    "astronaut.jpg": [("person", Box(140, 20, 460, 512))],
+    "astronaut.jpg": [("person", Box(30, 15, 512, 512))],
     "chelsea.jpg": [
         ("cat", Polygon([[(60, 60), (170, 20), (300, 40), (420, 150), (440, 300), (40, 300), (20, 180)]])),
     ],
     "coffee.jpg": [("cup", Box(170, 20, 560, 340))],
     "camera.jpg": [("person", Box(130, 40, 360, 470)), ("person", Points([(250, 95)]))],
 }
+
+
+def _video_examples() -> list[tuple[int, Box]]:
+    """Boxes around the red circle of shapes.mp4 on a few keyframes (it moves along a known path)."""
+    boxes = []
+    for frame in (0, 15, 30, 45):
+        cx, cy = 30 + 4 * frame, 120 + int(40 * math.sin(frame / 6))
+        boxes.append((frame, Box(cx - 23, cy - 23, cx + 23, cy + 23)))
+    return boxes
 
 
 def default_demo_dir() -> Path:
@@ -63,6 +73,13 @@ def create_demo(directory: Path | str | None = None) -> Project:
                 Annotation(media_id=media_by_name[name].id, label_id=labels[label].id, shape=shape, created_by="demo")
                 for name, shapes in _EXAMPLES.items()
                 for label, shape in shapes
+            )
+            project.add_annotations(
+                Annotation(
+                    media_id=media_by_name["shapes.mp4"].id, frame=frame, label_id=labels["shape"].id, shape=box,
+                    created_by="demo",
+                )
+                for frame, box in _video_examples()
             )
     except BaseException:
         project.close()

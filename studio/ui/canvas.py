@@ -80,7 +80,7 @@ def _polygon(points: tuple[Point, ...] | list[Point]) -> QPolygonF:
 class Style:
     """How annotations are drawn; shared by all items and changed from the View menu."""
 
-    fill_opacity: float = 0.25
+    fill_opacity: float = 0.3
 
 
 class AnnotationItem(QGraphicsItem):

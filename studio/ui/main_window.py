@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
+    QApplication,
     QColorDialog,
     QDialog,
     QDockWidget,
@@ -801,7 +802,7 @@ class MainWindow(QMainWindow):
         theme.apply(name)
         for action in self.theme_group.actions():
             action.setChecked(action.data() == name)
-        self.canvas.setBackgroundBrush(self.palette().dark())
+        self.canvas.setBackgroundBrush(QApplication.palette().dark())  # the new palette, not the cached one
         if remember:
             app_settings.update(theme=name)
 
