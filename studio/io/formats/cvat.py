@@ -55,15 +55,16 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     images_dir = xml_path.parent / "images"
     return collect_images(
         enumerate(root.iterfind("image")),
-        lambda item, problems: _read_image(item[1], f"{xml_path}: image {item[1].get('name') or item[0]}", problems, skip_bad),
+        lambda item, problems: _read_image(*item, xml_path, problems, skip_bad=skip_bad),
         image_root=images_dir if images_dir.is_dir() else xml_path.parent,
         skip_bad=skip_bad,
         labels=(name.text.strip() for name in root.iterfind("meta//labels/label/name") if name.text),
     )
 
 
-def _read_image(element: Element, where: str, problems: list[str], skip_bad: bool) -> DatasetImage:
+def _read_image(index: int, element: Element, xml_path: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
     name = element.get("name")
+    where = f"{xml_path}: image {name or index}"
     if not name:
         raise FormatError(f"{where}: <image> has no name")
     width, height = (int(number(element.get(key), f"{where}: {key}")) for key in ("width", "height"))
@@ -71,11 +72,11 @@ def _read_image(element: Element, where: str, problems: list[str], skip_bad: boo
         raise FormatError(f"{where}: size {width}x{height} is not positive")
     annotations: list[DatasetAnnotation] = []
     groups: dict[tuple[str, int], DatasetAnnotation] = {}
-    for index, child in enumerate(element):
+    for position, child in enumerate(element):
         try:
             ann = _read_shape(child, (height, width))
         except FormatError as exc:
-            skip_or_raise(problems, f"{where}: shape {index} <{child.tag}>{_label_of(child)}: {exc}", skip_bad)
+            skip_or_raise(problems, f"{where}: shape {position} <{child.tag}>{_label_of(child)}: {exc}", skip_bad)
             continue
         group_id = ann.attributes.get("group_id")
         if not isinstance(ann.shape, Polygon) or group_id is None:
