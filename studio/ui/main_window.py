@@ -707,18 +707,16 @@ class MainWindow(QMainWindow):
     # ---- dialogs -----------------------------------------------------------------------------------
 
     def new_project_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "New project: choose an empty folder")
-        if folder:
-            project = self._guard(lambda: Project.create(folder))
-            if project is not None:
-                self.open_project(project)
+        self._project_dialog("New project: choose an empty folder", Project.create)
 
     def open_project_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Open project folder")
-        if folder:
-            project = self._guard(lambda: Project.open(folder))
-            if project is not None:
-                self.open_project(project)
+        self._project_dialog("Open project folder", Project.open)
+
+    def _project_dialog(self, title: str, opener: Callable[[str], Project]) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title)
+        project = self._guard(lambda: opener(folder)) if folder else None
+        if project is not None:
+            self.open_project(project)
 
     def add_images_dialog(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Add images", "", "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)")

@@ -39,3 +39,25 @@ def test_gui_on_a_missing_project_fails_with_one_line(tmp_path, capsys):
     assert main(["gui", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("studio: error:") and "not a Studio project" in err and "\n" not in err
+
+
+def test_studio_alone_opens_the_last_project_else_the_demo(tmp_path, monkeypatch):
+    from studio.cli import gui_commands
+    from studio.ui import app_settings
+
+    opened: list = []
+
+    def fake_gui(project, _screenshot):  # record which project the window would show
+        opened.append(project.root)
+        project.close()
+        return 0
+
+    monkeypatch.setattr(gui_commands, "_run_gui", fake_gui)
+    monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path / "data"))
+    assert main([]) == 0
+    assert opened[-1] == (tmp_path / "data" / "demo").resolve()
+
+    Project.create(tmp_path / "mine").close()
+    app_settings.update(last_project=str(tmp_path / "mine"))
+    assert main([]) == 0
+    assert opened[-1] == (tmp_path / "mine").resolve()

@@ -175,3 +175,35 @@ def test_reopened_project_shows_the_same_annotations_last_image_and_view(make_wi
     assert again.media.id == second
     assert [a.shape for a in again.annotations] == drawn
     assert np.isclose(again.canvas.zoom(), 3.0)
+
+
+def test_adding_a_folder_and_exporting_run_on_a_worker_with_the_cli_services(make_window, qtbot, tmp_path):
+    window = make_window(images=1)
+    extra = make_project(tmp_path / "other", images=2) / "media"
+    with qtbot.waitSignal(window.add_paths([extra]).done, timeout=10000):
+        pass
+    assert window.project.count_media() == 3
+    assert "Added 2 media" in window.statusBar().currentMessage()
+
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))
+    out = tmp_path / "export"
+    with qtbot.waitSignal(window.export_dataset("coco", out).done, timeout=10000) as blocker:
+        pass
+    assert blocker.args[0].annotations == 1
+    assert any(path.suffix == ".json" for path in out.rglob("*"))
+
+
+def test_invalid_attributes_json_is_refused_with_a_message_and_nothing_changes(make_window):
+    window = make_window()
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))
+    [ann] = stored(window)
+    panel = window.properties_panel
+    panel.attributes.setPlainText('{"occluded": tru')
+    panel.apply_button.click()
+    assert "not valid JSON" in panel.error.text()
+    assert stored(window)[0].attributes == {}
+    panel.attributes.setPlainText('{"occluded": true}')
+    panel.apply_button.click()
+    assert stored(window)[0].attributes == {"occluded": True} and stored(window)[0].id == ann.id
