@@ -91,7 +91,7 @@ def _match_group(ious: np.ndarray, ignored: np.ndarray, crowd: np.ndarray, thres
         for pool in (~ignored_r, ignored_r):
             keys = np.where(free & pool, row, -1.0)
             pick = keys.argmax(axis=-1)
-            found = (best < 0) & (np.take_along_axis(keys, pick[..., None], axis=-1)[..., 0] >= 0)
+            found = (best < 0) & (keys.max(axis=-1) >= 0)
             best = np.where(found, pick, best)
         hit = best >= 0
         taken[lanes_t[hit], lanes_a[hit], best[hit]] = True

@@ -118,6 +118,8 @@ def compare_runs(
     for errors in zip(*(r.diagnosis.images for r in results), strict=True):
         media_id, frame = errors[0].image
         spread, conflicts = _spread_and_conflicts(errors)
-        rows.append(ImageRow(media_id, frame, media[media_id].name, tuple(errors), spread, conflicts))
+        item = media[media_id]
+        name = item.name if item.kind == "image" else f"{item.name} #{frame}"
+        rows.append(ImageRow(media_id, frame, name, tuple(errors), spread, conflicts))
     rows.sort(key=lambda row: (-row.disagreement, row.media_id, row.frame))
     return Comparison(results=results, images=rows)

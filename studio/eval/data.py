@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Any, Literal, TypeAlias
 
 import numpy as np
 
 from studio.core import geometry
 from studio.core.errors import StudioError
-from studio.core.shapes import Points, Polyline
-from studio.core.types import Annotation, Label, Media
+from studio.core.shapes import shape_from_json
+from studio.core.types import Label, Media
 from studio.db.project import Project, Source
 
 IouType: TypeAlias = Literal["bbox", "segm"]
@@ -86,38 +86,44 @@ def resolve_source(project: Project, name: str) -> Source:
     return project.find_run(name).id
 
 
-def _is_region(ann: Annotation) -> bool:
-    """Points and polylines cover no area: they cannot be matched by IoU and are left out."""
-    return not isinstance(ann.shape, (Points, Polyline))
+REGION_KINDS = ("box", "rotated_box", "polygon", "mask")
+"""Shapes with an area; points and polylines cannot be matched by IoU and are left out."""
 
 
 def _columns(
-    anns: Sequence[Annotation], index: dict[ImageKey, int], media: dict[int, Media], *, iou_type: IouType,
+    table: dict[str, list[Any]], index: dict[ImageKey, int], media: dict[int, Media], *, iou_type: IouType,
     is_gt: bool,
 ) -> Objects:
-    kept = [a for a in anns if (a.media_id, a.frame) in index and _is_region(a)]
-    boxes = np.array([a.shape.bbox() for a in kept], dtype=np.float64).reshape(-1, 4)
+    keys = list(zip(table["media_id"], table["frame"], strict=True))
+    kept = [i for i, (key, kind) in enumerate(zip(keys, table["kind"], strict=True))
+            if kind in REGION_KINDS and key in index]
+
+    def column(name: str, dtype: type) -> np.ndarray:
+        values = table[name]
+        return np.array([values[i] for i in kept], dtype=dtype)
+
+    boxes = np.column_stack([column(name, np.float64) for name in "xywh"]).reshape(-1, 4)
     rles = None
     if iou_type == "segm":
-        rles = [geometry.to_rle(a.shape, media[a.media_id].size) for a in kept]
+        rles = [geometry.to_rle(shape_from_json(table["geometry"][i]), media[table["media_id"][i]].size) for i in kept]
     if is_gt:
-        # COCO's ground truth carries its own area (the region's, even for bbox evaluation)
-        area = np.array([geometry.area(a.shape) for a in kept], dtype=np.float64)
-    elif rles is not None:
+        area = column("area", np.float64)  # COCO's ground truth carries the region's area, even for bbox
+    elif rles:
         from pycocotools import mask as mask_utils
 
-        # as pycocotools' loadRes does for segmentation results: the mask's pixel count
-        area = np.asarray(mask_utils.area(rles), dtype=np.float64).reshape(-1) if rles else np.zeros(0)
+        area = np.asarray(mask_utils.area(rles), dtype=np.float64)  # as COCO's loadRes for segmentation
     else:
-        area = boxes[:, 2] * boxes[:, 3]  # as loadRes does for bbox results
+        area = boxes[:, 2] * boxes[:, 3]  # as COCO's loadRes for boxes
+    scores = table["score"]
+    attributes = table["attributes"]
     return Objects(
-        ids=np.array([a.id for a in kept], dtype=np.int64),
-        image=np.array([index[(a.media_id, a.frame)] for a in kept], dtype=np.int64),
-        label=np.array([a.label_id for a in kept], dtype=np.int64),
+        ids=column("id", np.int64),
+        image=np.array([index[keys[i]] for i in kept], dtype=np.int64),
+        label=column("label_id", np.int64),
         boxes=boxes,
         area=area,
-        score=np.array([1.0 if a.score is None else a.score for a in kept], dtype=np.float64),
-        crowd=np.array([bool(a.attributes.get("iscrowd")) for a in kept], dtype=bool),
+        score=np.array([1.0 if scores[i] is None else scores[i] for i in kept], dtype=np.float64),
+        crowd=np.array([bool((attributes[i] or {}).get("iscrowd")) for i in kept], dtype=bool),
         rles=rles,
     )
 
@@ -141,17 +147,20 @@ def load_eval_data(
         raise StudioError(f"unknown IoU type {iou_type!r}; expected one of {', '.join(IOU_TYPES)}")
     if gt == pred:
         raise StudioError("ground truth and predictions are the same source; pick two different ones")
-    gt_anns = [a for a in project.annotations(source=gt) if _is_region(a)]
-    pred_anns = project.annotations(source=pred)
-    if not pred_anns:
+    segm = iou_type == "segm"
+    gt_table = project.annotation_table(gt, with_geometry=segm)
+    pred_table = project.annotation_table(pred, with_geometry=segm)
+    if not pred_table["id"]:
         raise StudioError(f"{describe_source(project, pred)} has no predictions to evaluate")
     media = {m.id: m for m in project.list_media()}
-    keys = {(a.media_id, a.frame) for a in gt_anns}
+    gt_keys = {(media_id, frame) for media_id, frame, kind in zip(gt_table["media_id"], gt_table["frame"],
+                                                                  gt_table["kind"], strict=True) if kind in REGION_KINDS}
+    keys = set(gt_keys)
     keys |= {(m.id, 0) for m in media.values() if m.review_state == "done" and m.kind == "image"}
     if media_ids is not None:
         wanted = set(media_ids)
         keys = {k for k in keys if k[0] in wanted}
-    if not any(k in keys for k in ((a.media_id, a.frame) for a in gt_anns)):
+    if not keys & gt_keys:
         raise StudioError(
             f"no ground truth: {describe_source(project, gt)} hold no boxes, polygons or masks on these images; "
             "label some images first"
@@ -161,7 +170,7 @@ def load_eval_data(
     return EvalData(
         images=images,
         labels=project.labels(),
-        gt=_columns(gt_anns, index, media, iou_type=iou_type, is_gt=True),
-        pred=_columns(pred_anns, index, media, iou_type=iou_type, is_gt=False),
+        gt=_columns(gt_table, index, media, iou_type=iou_type, is_gt=True),
+        pred=_columns(pred_table, index, media, iou_type=iou_type, is_gt=False),
         iou_type=iou_type,
     )

@@ -59,8 +59,11 @@ def pr_curves(results: Sequence[EvalResult], *, iou: float = 0.5) -> Figure:
         for i, result in enumerate(results):
             curve = result.coco.pr_curve(ids[name], iou=iou)
             if curve is not None:
-                ap = result.per_class[name]["ap50" if iou == 0.5 else "ap"]
-                ax.plot(*curve, color=PALETTE[i], label=f"{result.pred_name} ({ap:.2f})")
+                recall, precision = curve
+                reached = recall[: int(np.flatnonzero(precision > 0)[-1]) + 1] if np.any(precision > 0) else recall[:1]
+                ap = float(np.mean(precision))
+                ax.plot(reached, precision[: len(reached)], color=PALETTE[i], drawstyle="steps-post",
+                        label=f"{result.pred_name}  AP {ap:.2f}")
         ax.set(title=name, xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
