@@ -1,0 +1,216 @@
+"""Run a detector over media and store its predictions as a new model run.
+
+Every call creates a new run (never overwrites one) recording the plugin, weights, parameters, device and
+timing. Predictions are written in batches, so a cancel or a crash keeps what was done: a cancelled run is
+marked "cancelled" with how far it got, a failing one "failed" with the error message.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from studio.core.errors import MediaError, StudioError
+from studio.core.geometry import clip_to_image
+from studio.core.shapes import Box
+from studio.core.types import Annotation, Media, ModelRun
+from studio.db.project import Project
+from studio.jobs.runner import CancelCheck, ProgressCallback, ProgressMeter, never_cancelled
+from studio.models.device import pick_device
+from studio.models.protocols import Detection, Detector
+from studio.models.registry import get_plugin, load_model
+
+FrameRange = tuple[int, int | None]
+"""First frame and the frame to stop before (None: the end), as Python slices count."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkItem:
+    media: Media
+    frame: int
+
+
+def parse_frame_range(text: str) -> FrameRange:
+    """'A:B', 'A:' or ':B' -> (A, B); frames from A up to but not including B."""
+    start, sep, stop = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        first = int(start) if start.strip() else 0
+        last = int(stop) if stop.strip() else None
+    except ValueError:
+        raise StudioError(f"frame range must look like A:B (e.g. 0:100 or 50:), got {text!r}") from None
+    if first < 0 or (last is not None and last <= first):
+        raise StudioError(f"frame range {text!r} is empty or negative")
+    return first, last
+
+
+def plan(
+    project: Project, media_ids: Sequence[int] | None, *, every_n: int = 1, frame_range: FrameRange | None = None
+) -> list[WorkItem]:
+    """The (media, frame) pairs to run on: every image, and every n-th frame of videos within the range."""
+    if every_n < 1:
+        raise StudioError(f"--every must be 1 or more, got {every_n}")
+    media = [project.get_media(i) for i in media_ids] if media_ids else project.list_media()
+    items: list[WorkItem] = []
+    for m in media:
+        if m.kind == "image":
+            items.append(WorkItem(m, 0))
+            continue
+        start, stop = frame_range or (0, None)
+        stop = m.frame_count if stop is None else min(stop, m.frame_count)
+        items += [WorkItem(m, f) for f in range(start, stop, every_n)]
+    return items
+
+
+def _pixels(project: Project, items: Sequence[WorkItem]) -> Iterator[tuple[WorkItem, np.ndarray]]:
+    """Decode the items in order; a video is read sequentially once instead of seeking for every frame."""
+    import cv2
+
+    from studio.io.media import read_image
+
+    capture: cv2.VideoCapture | None = None
+    current: int | None = None
+    position = 0
+    try:
+        for item in items:
+            if item.media.kind == "image":
+                yield item, read_image(project.resolve(item.media))
+                continue
+            if item.media.id != current:
+                if capture is not None:
+                    capture.release()
+                capture = cv2.VideoCapture(str(project.resolve(item.media)))
+                if not capture.isOpened():
+                    raise MediaError(f"{item.media.path}: not a readable video")
+                current, position = item.media.id, 0
+            assert capture is not None
+            if item.frame > position:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, item.frame)
+                position = item.frame
+            ok, frame = capture.read()
+            if not ok:
+                raise MediaError(f"{item.media.path}: frame {item.frame} cannot be decoded")
+            position += 1
+            yield item, frame
+    finally:
+        if capture is not None:
+            capture.release()
+
+
+def _batches(
+    project: Project, items: Sequence[WorkItem], size: int
+) -> Iterator[list[tuple[WorkItem, np.ndarray]]]:
+    batch: list[tuple[WorkItem, np.ndarray]] = []
+    for pair in _pixels(project, items):
+        batch.append(pair)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+class _LabelIds:
+    """Label ids by predicted class name, creating project labels on first sight."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.ids: dict[str, int] = {}
+
+    def __call__(self, name: str) -> int:
+        if name not in self.ids:
+            self.ids[name] = self.project.ensure_label(name).id
+        return self.ids[name]
+
+
+def _annotations(item: WorkItem, found: Sequence[Detection], run_id: int, label_id: _LabelIds) -> list[Annotation]:
+    size = item.media.size
+    result = []
+    for det in found:
+        box = clip_to_image(det.box, size)
+        assert isinstance(box, Box)
+        if box.width > 0 and box.height > 0:
+            result.append(
+                Annotation(item.media.id, label_id(det.label), box, frame=item.frame, run_id=run_id, score=det.score)
+            )
+    return result
+
+
+def run_detection(
+    project: Project,
+    plugin_id: str,
+    *,
+    weights: str | None = None,
+    device: str | None = None,
+    media_ids: Sequence[int] | None = None,
+    every_n: int = 1,
+    frame_range: FrameRange | None = None,
+    conf: float = 0.25,
+    iou: float = 0.7,
+    classes: Sequence[str] | None = None,
+    run_name: str | None = None,
+    batch_size: int = 8,
+    progress: ProgressCallback | None = None,
+    cancel: CancelCheck = never_cancelled,
+) -> ModelRun:
+    """Detect objects on the chosen media (all by default) and return the new run (complete or cancelled).
+
+    A failure while running marks the run "failed" with the message and re-raises the error.
+    """
+    spec = get_plugin(plugin_id)
+    if spec.task != "detect":
+        raise StudioError(f"{plugin_id} is a {spec.task} model, not a detector")
+    if not 0.0 <= conf <= 1.0 or not 0.0 <= iou <= 1.0:
+        raise StudioError(f"confidence and IoU must lie in 0..1 (got conf={conf}, iou={iou})")
+    if batch_size < 1:
+        raise StudioError(f"batch size must be 1 or more, got {batch_size}")
+    items = plan(project, media_ids, every_n=every_n, frame_range=frame_range)
+    chosen_device = pick_device(device)
+    params = {
+        "conf": conf, "iou": iou, "classes": list(classes) if classes else None, "every_n": every_n,
+        "frame_range": list(frame_range) if frame_range else None, "batch_size": batch_size,
+        "media_ids": list(media_ids) if media_ids else None,
+    }
+    # The model loads before the run exists: a bad weights file is one error, not a failed run to clean up.
+    load_started = time.monotonic()
+    detector: Detector = load_model(plugin_id, weights=weights, device=chosen_device)
+    load_seconds = round(time.monotonic() - load_started, 3)
+    recorded_weights = weights or (spec.weights[0].name if spec.weights else None)
+    run = project.create_run(plugin_id, name=run_name, weights=recorded_weights, params=params, device=chosen_device)
+    meter = ProgressMeter(len(items), progress)
+    done = predictions = 0
+    infer_seconds = 0.0
+    started = time.monotonic()
+
+    def stats(**extra: object) -> dict[str, object]:
+        return {
+            "items": done, "items_planned": len(items), "predictions": predictions,
+            "seconds_per_image": round(infer_seconds / done, 4) if done else None,
+            "total_seconds": round(time.monotonic() - started, 3), "load_seconds": load_seconds, **extra,
+        }
+
+    try:
+        label_id = _LabelIds(project)
+        meter.update(0)
+        for batch in _batches(project, items, batch_size):
+            if cancel():
+                return project.finish_run(run.id, "cancelled", stats(partial=True))
+            tick = time.perf_counter()
+            found = detector.detect([pixels for _, pixels in batch], classes=classes, conf=conf, iou=iou)
+            infer_seconds += time.perf_counter() - tick
+            annotations = [
+                ann
+                for (item, _), dets in zip(batch, found, strict=True)
+                for ann in _annotations(item, dets, run.id, label_id)
+            ]
+            predictions += project.add_annotations(annotations)
+            done += len(batch)
+            meter.update(done)
+    except Exception as exc:
+        project.finish_run(run.id, "failed", stats(error=str(exc), partial=done < len(items)))
+        raise
+    return project.finish_run(run.id, "complete", stats(partial=False))
