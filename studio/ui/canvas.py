@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.geometry import clip_to_image, decode_mask, encode_mask
-from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, Shape
+from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.core.types import Annotation
 from studio.ui import shape_edit
 
@@ -131,6 +131,8 @@ class AnnotationItem(QGraphicsItem):
                 path.addPolygon(_polygon(ring))
                 path.closeSubpath()
             painter.drawPath(path)
+        elif isinstance(shape, RotatedBox):
+            painter.drawPolygon(_polygon(list(shape.corners())))
         elif isinstance(shape, Polyline):
             painter.setBrush(Qt.BrushStyle.NoBrush)
             painter.drawPolyline(_polygon(shape.points))

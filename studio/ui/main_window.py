@@ -222,6 +222,8 @@ class MainWindow(QMainWindow):
         go = bar.addMenu("&Go")
         go.addAction(self._action("&Next image", self.browser.select_next, "D"))
         go.addAction(self._action("&Previous image", self.browser.select_previous, "A"))
+        go.addAction(self._action("Next &frame", lambda: self.video_controls.step(+1), "."))
+        go.addAction(self._action("Previous f&rame", lambda: self.video_controls.step(-1), ","))
 
         view = bar.addMenu("&View")
         view.addAction(self._action("&Fit to window", self.canvas.fit, "F"))
@@ -417,8 +419,7 @@ class MainWindow(QMainWindow):
         self.refresh_labels()
         if self.media is not None and media_id == self.media.id:
             if self.media.kind == "video":
-                self.video_controls.set_media(self.media, self._require().annotated_frames(self.media.id))
-                self.video_controls.set_frame(self.frame)
+                self.video_controls.set_keyframes(self._require().annotated_frames(self.media.id))
             self.refresh_annotations()
 
     def _on_shape_drawn(self, shape: Shape) -> None:

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from studio.core.geometry import decode_mask, encode_mask
-from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, Shape
+from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, RotatedBox, Shape
 
 Handle = tuple[int, int]
 """(part, index) of a draggable point: a polygon's ring and vertex, a box corner (0..3), a keypoint."""
@@ -71,6 +71,8 @@ def translate(shape: Shape, dx: float, dy: float) -> Shape:
         return Box(shape.x1 + dx, shape.y1 + dy, shape.x2 + dx, shape.y2 + dy)
     if isinstance(shape, Polygon):
         return Polygon([[(px + dx, py + dy) for px, py in ring] for ring in shape.parts])
+    if isinstance(shape, RotatedBox):
+        return RotatedBox(shape.cx + dx, shape.cy + dy, shape.w, shape.h, shape.angle)
     if isinstance(shape, Points):
         return Points([(px + dx, py + dy) for px, py in shape.points], shape.visibility)
     if isinstance(shape, Polyline):
@@ -143,10 +145,10 @@ def contains(shape: Shape, x: float, y: float, tolerance: float) -> bool:
     """Whether a click at (x, y) hits the shape: inside an area, or within `tolerance` of a line or point."""
     if isinstance(shape, Box):
         return shape.x1 - tolerance <= x <= shape.x2 + tolerance and shape.y1 - tolerance <= y <= shape.y2 + tolerance
-    if isinstance(shape, Polygon):
+    if isinstance(shape, (Polygon, RotatedBox)):
+        rings = shape.parts if isinstance(shape, Polygon) else [shape.corners()]
         return any(
-            cv2.pointPolygonTest(np.asarray(ring, dtype=np.float32), (x, y), True) >= -tolerance
-            for ring in shape.parts
+            cv2.pointPolygonTest(np.asarray(ring, dtype=np.float32), (x, y), True) >= -tolerance for ring in rings
         )
     if isinstance(shape, Polyline):
         return _nearest_edge([shape.points], (x, y), closed=False)[0] <= tolerance

@@ -24,12 +24,20 @@ def isolated_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def make_project(root: Path, images: int = 3, *, size: tuple[int, int] = (160, 120)) -> Path:
-    """A project with `images` noise images of (width, height) and two labels."""
+def make_project(root: Path, images: int = 3, *, size: tuple[int, int] = (160, 120), video_frames: int = 0) -> Path:
+    """A project with `images` noise images of (width, height), optionally a video, and two labels."""
+    import cv2
+    import numpy as np
+
     from studio.io.media import add_paths
 
     for i in range(images):
         write_image(root / "media" / f"img{i}.jpg", *size, seed=i)
+    if video_frames:
+        writer = cv2.VideoWriter(str(root / "media" / "clip.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, size)
+        for frame in range(video_frames):
+            writer.write(np.full((size[1], size[0], 3), 10 * frame, np.uint8))
+        writer.release()
     with Project.create(root) as project:
         add_paths(project, [root / "media"])
         project.ensure_label("cat")

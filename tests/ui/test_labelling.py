@@ -207,3 +207,24 @@ def test_invalid_attributes_json_is_refused_with_a_message_and_nothing_changes(m
     panel.attributes.setPlainText('{"occluded": true}')
     panel.apply_button.click()
     assert stored(window)[0].attributes == {"occluded": True} and stored(window)[0].id == ann.id
+
+
+def test_shapes_drawn_on_a_video_frame_belong_to_that_frame(make_window, qtbot):
+    window = make_window(images=1, video_frames=12)
+    video = next(m for m in window.project.list_media() if m.kind == "video")
+    window.show_media(video.id)
+    wait_shown(qtbot, window)
+    for _ in range(3):
+        qtbot.keyClick(window.canvas, Qt.Key.Key_Period)  # next frame
+    wait_shown(qtbot, window)
+    assert window.frame == 3 and window.video_controls.frame == 3
+
+    window.set_tool("box")
+    drag(window.canvas, (20, 20), (80, 70))
+    [ann] = window.project.annotations(video.id)
+    assert ann.frame == 3
+    assert window.video_controls.timeline.keyframes == [3]
+
+    window.video_controls.set_frame(5)
+    wait_shown(qtbot, window)
+    assert window.annotations == []  # frame 5 has none

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from studio.core.geometry import area, decode_mask, encode_mask
-from studio.core.shapes import Box, Mask, Points, Polygon, Polyline
+from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox
 from studio.ui import shape_edit
 
 SQUARE = Polygon([[(0, 0), (10, 0), (10, 10), (0, 10)]])
@@ -43,6 +43,7 @@ def test_delete_vertex_keeps_shapes_valid():
         (SQUARE, (5, 5), (15, 5)),
         (Polyline([(0, 0), (20, 0)]), (10, 1), (10, 5)),
         (Points([(5, 5)]), (6, 6), (10, 10)),
+        (RotatedBox(50, 50, 40, 4, 45), (60, 60), (60, 40)),  # a thin bar along the diagonal
     ],
 )
 def test_contains(shape, inside, outside):
@@ -65,3 +66,8 @@ def test_paint_then_erase_a_stroke():
     assert canvas[20, 10:51].all() and not canvas[30, 30]
     shape_edit.paint_stroke(canvas, (30.5, 20.5), (30.5, 20.5), radius=2, value=False)
     assert not canvas[20, 30] and canvas[20, 12]
+
+
+def test_moving_a_rotated_box_keeps_its_size_and_angle():
+    moved = shape_edit.translate(RotatedBox(10, 10, 8, 4, 30), 5, -2)
+    assert moved == RotatedBox(15, 8, 8, 4, 30)
