@@ -15,18 +15,10 @@ from studio.eval.coco import CocoResult, evaluate_coco
 from studio.eval.data import EvalData, IouType, load_eval_data, source_name
 from studio.eval.diagnose import Diagnosis, diagnose
 
-SPEED_KEYS: tuple[str, ...] = ("ms_per_image", "speed_ms_per_image")
-"""Run stats keys where the prediction job records milliseconds per image."""
-
 
 def speed_ms_per_image(run: ModelRun | None) -> float | None:
-    """Prediction speed recorded in a run's stats (ms per image), or derived from seconds per image."""
-    if run is None:
-        return None
-    for key in SPEED_KEYS:
-        if isinstance(run.stats.get(key), (int, float)):
-            return float(run.stats[key])
-    seconds = run.stats.get("seconds_per_image")
+    """Prediction speed in ms per image, from the `seconds_per_image` the prediction job records."""
+    seconds = None if run is None else run.stats.get("seconds_per_image")
     return float(seconds) * 1000 if isinstance(seconds, (int, float)) else None
 
 

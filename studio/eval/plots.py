@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -113,16 +113,17 @@ def ap_bars(results: Sequence[EvalResult]) -> Figure:
     return figure
 
 
-def save_plots(results: Sequence[EvalResult], out_dir: Path) -> dict[str, Path]:
-    """Write every plot as PNG into `out_dir`; returns {title: path} in display order."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = {"Precision-recall curves": ("pr_curves.png", pr_curves(results)),
-               "AP per class": ("ap_per_class.png", ap_bars(results))}
-    for i, result in enumerate(results, start=1):
-        figures[f"Confusion matrix: {result.pred_name}"] = (f"confusion_{i}.png", confusion_matrix(result))
-    paths = {}
-    for title, (file_name, figure) in figures.items():
-        path = out_dir / file_name
-        path.write_bytes(png_bytes(figure))
-        paths[title] = path
-    return paths
+@dataclass(frozen=True)
+class Plot:
+    title: str
+    file_name: str
+    png: bytes
+
+
+def render_plots(results: Sequence[EvalResult]) -> list[Plot]:
+    """Every plot of a comparison as PNG, in display order: PR curves, AP per class, one confusion matrix per run."""
+    figures = [("Precision-recall curves", "pr_curves.png", pr_curves(results)),
+               ("AP per class", "ap_per_class.png", ap_bars(results))]
+    figures += [(f"Confusion matrix: {result.pred_name}", f"confusion_{i}.png", confusion_matrix(result))
+                for i, result in enumerate(results, start=1)]
+    return [Plot(title, file_name, png_bytes(figure)) for title, file_name, figure in figures]

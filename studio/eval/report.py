@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from studio.core.errors import StudioError
 from studio.eval.compare import HEADLINE, Comparison
-from studio.eval.plots import save_plots
+from studio.eval.plots import Plot, render_plots
 
 REPORT_NAME = "report.md"
 
@@ -23,8 +24,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     ]
 
 
-def render_markdown(comparison: Comparison, plots: dict[str, Path], *, worst: int = 20) -> str:
-    """The report's text; `plots` are {title: PNG path relative to the report}."""
+def render_markdown(comparison: Comparison, plots: Sequence[Plot], *, worst: int = 20) -> str:
+    """The report's text; the plots' PNG files sit beside it."""
     first = comparison.results[0]
     names = comparison.run_names
     lines = [
@@ -66,21 +67,27 @@ def render_markdown(comparison: Comparison, plots: dict[str, Path], *, worst: in
     else:
         lines.append("No image has an error at this operating point.")
     lines += ["", "## Plots", ""]
-    for title, path in plots.items():
-        lines += [f"### {title}", "", f"![{title}]({path.as_posix()})", ""]
+    for plot in plots:
+        lines += [f"### {plot.title}", "", f"![{plot.title}]({plot.file_name})", ""]
     return "\n".join(lines)
 
 
-def write_report(comparison: Comparison, out_dir: Path, *, worst: int = 20) -> Path:
-    """Write report.md and its PNGs into `out_dir` (created if needed); returns the report's path."""
+def write_report(
+    comparison: Comparison, out_dir: Path, *, plots: Sequence[Plot] | None = None, worst: int = 20
+) -> Path:
+    """Write report.md and its PNGs into `out_dir` (created if needed); returns the report's path.
+
+    `plots` already rendered (the comparison window has them) are written as they are.
+    """
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StudioError(f"cannot create the report folder {out_dir}: {exc.strerror}") from exc
     if not out_dir.is_dir():
         raise StudioError(f"{out_dir} is not a folder")
-    plots = save_plots(comparison.results, out_dir)
-    relative = {title: path.relative_to(out_dir) for title, path in plots.items()}
+    plots = render_plots(comparison.results) if plots is None else plots
+    for plot in plots:
+        (out_dir / plot.file_name).write_bytes(plot.png)
     report = out_dir / REPORT_NAME
-    report.write_text(render_markdown(comparison, relative, worst=worst), encoding="utf-8")
+    report.write_text(render_markdown(comparison, plots, worst=worst), encoding="utf-8")
     return report

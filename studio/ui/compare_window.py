@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -18,12 +19,14 @@ from PySide6.QtGui import QColor, QImage, QPixmap, QStandardItem, QStandardItemM
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
+    QFileDialog,
     QGridLayout,
     QHBoxLayout,
     QHeaderView,
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -39,6 +42,7 @@ from studio.core.errors import StudioError
 from studio.db import Project
 from studio.db.project import Source
 from studio.eval.compare import HEADLINE, Comparison, ImageRow, compare_runs
+from studio.eval.plots import Plot, render_plots
 from studio.ui.compare_view import CompareView, ViewSync
 from studio.ui.jobs import Job
 from studio.ui.thumbnails import rgb_to_qimage
@@ -53,20 +57,15 @@ METRIC_TITLES = {
 
 @dataclass(frozen=True)
 class CompareOutcome:
-    """What the worker hands back: the comparison and its plots as PNG bytes by title."""
+    """What the worker hands back: the comparison and its plots (PNG)."""
 
     comparison: Comparison
-    plots: dict[str, bytes]
+    plots: list[Plot]
 
 
 def _compute(project: Project, runs: Sequence[Source], gt: Source, iou_type: str, conf: float) -> CompareOutcome:
-    from studio.eval import plots
-
     comparison = compare_runs(project, runs, gt=gt, iou_type=iou_type, conf=conf)  # type: ignore[arg-type]
-    figures = {"Precision-recall": plots.pr_curves(comparison.results), "AP per class": plots.ap_bars(comparison.results)}
-    for result in comparison.results:
-        figures[f"Confusion: {result.pred_name}"] = plots.confusion_matrix(result)
-    return CompareOutcome(comparison, {title: plots.png_bytes(figure) for title, figure in figures.items()})
+    return CompareOutcome(comparison, render_plots(comparison.results))
 
 
 def _number_item(value: float, text: str | None = None) -> QStandardItem:
@@ -116,6 +115,7 @@ class CompareWindow(QWidget):
         self.setWindowTitle("Compare runs")
         self.project, self.gt, self.conf = project, gt, conf
         self.comparison: Comparison | None = None
+        self.plots: list[Plot] = []
         self.current: ImageRow | None = None
         self.job: Job | None = None
         self.views: list[CompareView] = []
@@ -144,6 +144,9 @@ class CompareWindow(QWidget):
         self.iou_type.setCurrentText(iou_type)
         self.compare_button = QPushButton("Compare")
         self.compare_button.clicked.connect(self.start)
+        self.export_button = QPushButton("Export report…")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._export_dialog)
         self.status = QLabel("Tick 2 to 4 runs, then Compare.")
         self.status.setWordWrap(True)
 
@@ -151,6 +154,7 @@ class CompareWindow(QWidget):
         controls.addWidget(QLabel("IoU"))
         controls.addWidget(self.iou_type)
         controls.addStretch()
+        controls.addWidget(self.export_button)
         controls.addWidget(self.compare_button)
 
         self.metrics = QTableWidget()
@@ -248,7 +252,7 @@ class CompareWindow(QWidget):
         self._update_compare_button()
 
     def show_outcome(self, outcome: CompareOutcome) -> None:
-        self.comparison = outcome.comparison
+        self.comparison, self.plots = outcome.comparison, outcome.plots
         results = outcome.comparison.results
         self.status.setText(
             f"{len(outcome.comparison.images)} images against {results[0].gt_name} ({results[0].data.iou_type}); "
@@ -259,11 +263,30 @@ class CompareWindow(QWidget):
         self._fill_plots(outcome.plots)
         self._make_views(outcome.comparison.run_names)
         self._update_compare_button()
+        self.export_button.setEnabled(True)
         if self.worst_list.count():
             self.worst_list.setCurrentRow(0)
         elif outcome.comparison.images:
             self.show_row(outcome.comparison.images[0])
         self.compared.emit()
+
+    def export_report(self, folder: Path) -> Path:
+        """Write the Markdown report with its PNG plots (as `studio compare --report`); returns report.md."""
+        from studio.eval.report import write_report
+
+        assert self.comparison is not None
+        return write_report(self.comparison, folder, plots=self.plots)
+
+    def _export_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export comparison report to folder")
+        if not folder:
+            return
+        try:
+            report = self.export_report(Path(folder))
+        except StudioError as exc:
+            QMessageBox.warning(self, "Export report", str(exc))
+            return
+        self.status.setText(f"Report written to {report}")
 
     # ---- summary and tables -----------------------------------------------------------------------
 
@@ -320,15 +343,15 @@ class CompareWindow(QWidget):
             item.setData(Qt.ItemDataRole.UserRole, row)
             self.worst_list.addItem(item)
 
-    def _fill_plots(self, plots: dict[str, bytes]) -> None:
+    def _fill_plots(self, plots: list[Plot]) -> None:
         while self.plots_layout.count():
             widget = self.plots_layout.takeAt(0).widget()
             if widget is not None:
                 widget.deleteLater()
-        for title, png in plots.items():
+        for plot in plots:
             pixmap = QPixmap()
-            pixmap.loadFromData(png, "PNG")
-            heading = QLabel(f"<b>{title}</b>")
+            pixmap.loadFromData(plot.png, "PNG")
+            heading = QLabel(f"<b>{plot.title}</b>")
             picture = QLabel()
             picture.setPixmap(pixmap)
             self.plots_layout.addWidget(heading)

@@ -20,7 +20,8 @@ def two_runs(project: Project):
     """Ground truth, a good run "sharp" and a sloppier run "blurry" (other boxes, other misses)."""
     rng = np.random.default_rng(7)
     case = jittered(rng, n_images=10, n_labels=3)
-    to_project(case, project, "bbox", run_name="sharp")
+    sharp = to_project(case, project, "bbox", run_name="sharp")
+    project.finish_run(sharp, "complete", {"seconds_per_image": 0.02})  # as the prediction job records it
     blurry = [Obj(o.image, o.label, jitter(rng, o.box, 20), score=o.score) for o in case.pred if rng.random() < 0.6]
     add_run(blurry, project, "blurry")
     return project
@@ -49,6 +50,7 @@ def test_compare_json_is_stable_and_ranks_runs(two_runs: Project, capsys, tmp_pa
     assert first[0] == 0 and first[1] == second[1]
     doc = json.loads(first[1])
     assert [r["name"] for r in doc["runs"]] == ["sharp", "blurry"]
+    assert [r["speed_ms_per_image"] for r in doc["runs"]] == [20.0, None]
     assert doc["deltas"]["blurry"]["map"] == pytest.approx(doc["runs"][1]["map"] - doc["runs"][0]["map"], abs=1e-5)
     assert doc["deltas"]["blurry"]["map"] < 0  # jittering more and missing more costs AP
     worst = [row["disagreement"] for row in doc["worst_images"]]

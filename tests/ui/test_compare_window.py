@@ -33,7 +33,7 @@ def compared(tmp_path_factory: pytest.TempPathFactory, qapp) -> CompareWindow:
     cat, dog = project.ensure_label("cat"), project.ensure_label("dog")
     good = project.create_run("yolo", name="good")
     poor = project.create_run("haar", name="poor")
-    project.finish_run(good.id, "complete", {"ms_per_image": 12.5})
+    project.finish_run(good.id, "complete", {"seconds_per_image": 0.0125})
     rng = np.random.default_rng(0)
     anns = []
     for media in project.list_media():
@@ -111,6 +111,13 @@ def test_image_table_sorts_by_disagreement(compared: CompareWindow) -> None:
     assert values == sorted(values, reverse=True) and len(values) == 3
     compared.image_table.sortByColumn(1, Qt.SortOrder.AscendingOrder)
     assert model.item(model.rowCount() - 1, 0).text() == "img1.png"
+
+
+def test_report_export_from_the_window(compared: CompareWindow, tmp_path: Path) -> None:
+    report = compared.export_report(tmp_path / "report")
+    text = report.read_text()
+    assert "good" in text and "poor" in text and "img1.png" in text
+    assert len(list((tmp_path / "report").glob("*.png"))) == 4
 
 
 def test_screenshot(compared: CompareWindow, tmp_path: Path) -> None:
