@@ -8,6 +8,7 @@ leave this module, so no caller holds a session.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -17,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
-from sqlalchemy import Engine, ScalarResult, Select, delete, exists, func, insert, select, update
+from sqlalchemy import Engine, ScalarResult, Select, Update, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -80,6 +81,29 @@ def annotation_values(ann: Annotation) -> dict[str, Any]:
     if ann.updated_at is not None:
         values["updated_at"] = ann.updated_at
     return values
+
+
+_ANNOTATIONS = AnnotationRow.__table__
+_INDEXED = tuple(sorted({column.name for index in _ANNOTATIONS.indexes for column in index.columns}))
+_INDEXED_VALUES = select(*(_ANNOTATIONS.c[name] for name in _INDEXED)).where(
+    _ANNOTATIONS.c.id == bindparam("annotation_id")
+)
+
+
+@functools.cache
+def _update_statement(changed_indexed: tuple[str, ...]) -> Update:
+    """The UPDATE that saves an edit, the GUI's most frequent write, setting indexed columns only if changed.
+
+    SQLite rewrites an index entry whenever its column is SET, even to the same value: setting them all
+    wrote 4 pages per edit instead of 1, and with synchronous=FULL that doubled the time to save. Built
+    once per set of changed columns, it also skips what the ORM's UPDATE costs on every call.
+    """
+    skipped = {"id", "created_at", *(set(_INDEXED) - set(changed_indexed))}
+    return (
+        update(_ANNOTATIONS)
+        .where(_ANNOTATIONS.c.id == bindparam("annotation_id"))
+        .values({c.name: bindparam(f"new_{c.name}") for c in _ANNOTATIONS.columns if c.name not in skipped})
+    )
 
 
 class Project:
@@ -437,10 +461,14 @@ class Project:
         values.pop("id")
         values.pop("created_at", None)
         values["updated_at"] = datetime.now(UTC)
+        params = {f"new_{name}": value for name, value in values.items()}
         with self._session() as s:
-            result = s.execute(update(AnnotationRow).where(AnnotationRow.id == ann.id).values(**values))
-            if result.rowcount == 0:
+            conn = s.connection()
+            current = conn.execute(_INDEXED_VALUES, {"annotation_id": ann.id}).one_or_none()
+            if current is None:
                 raise NotFoundError(f"no annotation with id {ann.id}")
+            changed = tuple(name for name, old in zip(_INDEXED, current, strict=True) if values[name] != old)
+            conn.execute(_update_statement(changed), {**params, "annotation_id": ann.id})
         return replace(ann, updated_at=values["updated_at"])
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> list[Annotation]:
