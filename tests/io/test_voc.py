@@ -127,6 +127,21 @@ def test_export_layout(project: Project, tmp_path: Path) -> None:
     assert "<xmin>2.5</xmin>" in xml and "<xmax>64</xmax>" in xml and "<difficult>1</difficult>" in xml
 
 
+@pytest.mark.parametrize("format_name", ["voc", "labelme", "cvat"])
+def test_project_sub_folders_are_kept(project: Project, tmp_path: Path, format_name: str) -> None:
+    """Media inside the project folder keep their sub-folders, so same-named images do not collide."""
+    add_annotated(project, project.root / "media", {"a/x.jpg": [("cat", Box(1, 1, 5, 5), {})], "b/x.jpg": []})
+    out = tmp_path / "out"
+    export_dataset(project, format_name, out)
+    assert len([p for p in out.rglob("x.jpg")]) == 2
+    with Project.create(tmp_path / "second") as second:
+        report = import_dataset(second, format_name, out)
+        assert (report.images_added, report.annotations) == (2, 1)
+        paths = {Path(m.path).parent.name: m for m in second.list_media()}
+        [ann] = second.annotations()
+        assert ann.media_id == paths["a"].id
+
+
 def test_video_frames_export_as_images(project: Project, tmp_path: Path) -> None:
     """An annotated video frame becomes an image of its own, and imports back as one."""
     video = tmp_path / "clip.avi"

@@ -56,8 +56,10 @@ class _MediaIndex:
             if key in self.by_path:
                 return self.by_path[key]
         suffix = PurePosixPath(file_name.replace("\\", "/"))
-        same_name = [m for m in self.by_name.get(suffix.name, []) if PurePosixPath(m.path).match(str(suffix))]
-        same_name = same_name or self.by_name.get(suffix.name, [])
+        same_path = [m for m in self.by_name.get(suffix.name, []) if PurePosixPath(m.path).match(str(suffix))]
+        # a file on disk whose folders no project media share (cam2/0001.jpg when only cam1/0001.jpg
+        # is in the project) is a new image, not the one with the same name
+        same_name = same_path or ([] if on_disk.is_file() else self.by_name.get(suffix.name, []))
         if len(same_name) == 1:
             return same_name[0]
         if on_disk.is_file():
