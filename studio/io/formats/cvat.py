@@ -22,7 +22,7 @@ import numpy as np
 
 from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError
-from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox
+from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -114,7 +114,7 @@ def _read_shape(element: Element, size: tuple[int, int]) -> DatasetAnnotation:
             xtl, ytl, xbr, ybr = (number(element.get(key), key) for key in ("xtl", "ytl", "xbr", "ybr"))
             rotation = number(element.get("rotation", 0), "rotation")
             if rotation:
-                shape: Any = RotatedBox((xtl + xbr) / 2, (ytl + ybr) / 2, xbr - xtl, ybr - ytl, rotation)
+                shape: Shape = RotatedBox((xtl + xbr) / 2, (ytl + ybr) / 2, xbr - xtl, ybr - ytl, rotation)
             else:
                 shape = Box(xtl, ytl, xbr, ybr)
         elif element.tag == "mask":

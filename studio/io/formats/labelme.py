@@ -4,8 +4,9 @@ Shape types: rectangle -> Box; polygon -> Polygon; circle (centre, then a point 
 Polygon of CIRCLE_VERTICES vertices, the first one being the point on the circle, with attribute
 shape_type="circle" so export writes a circle again; line / linestrip -> Polyline (a line keeps
 shape_type="line"); point / points -> Points; mask (base64 PNG of the region between two pixel corners)
--> Mask of the whole image. Shape `description`, `flags`, and `group_id` of unmerged shapes become
-attributes.
+-> Mask of the whole image. A shape's `description` and `flags` become attributes, and so does the
+`group_id` of lines and points (they cannot merge); a `score` key and an `attributes` object, which
+Studio writes and labelme keeps as extra shape data, are read back.
 
 Instances. As labelme's own labelme2coco does, shapes sharing (label, group_id) are ONE object: polygons
 merge into one multi-part Polygon; mixed kinds or any mask are united pixel-wise into a Mask. Export
