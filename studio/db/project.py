@@ -106,6 +106,15 @@ def _update_statement(changed_indexed: tuple[str, ...]) -> Update:
     )
 
 
+@contextmanager
+def _integrity_errors_explained() -> Iterator[None]:
+    """A broken reference or a reused id becomes one clear StudioError (the database says which)."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StudioError(f"annotation refers to a missing media, label or run, or reuses an id ({exc.orig})") from exc
+
+
 class Project:
     """A labelling project: a directory holding studio.db (or any SQLAlchemy URL plus a media root)."""
 
@@ -414,10 +423,8 @@ class Project:
         with self._session() as s:
             row = AnnotationRow(**annotation_values(ann))
             s.add(row)
-            try:
+            with _integrity_errors_explained():
                 s.flush()
-            except IntegrityError as exc:
-                raise StudioError(f"annotation refers to a missing media, label or run ({exc.orig})") from exc
             return _annotation(row)
 
     def add_annotations(self, anns: Iterable[Annotation], *, batch_size: int = 5000) -> int:
@@ -440,10 +447,8 @@ class Project:
         for values in batch:
             values.setdefault("created_at", now)
             values.setdefault("updated_at", values["created_at"])
-        try:
+        with _integrity_errors_explained():
             session.execute(insert(AnnotationRow), batch)
-        except IntegrityError as exc:
-            raise StudioError(f"annotation refers to a missing media, label or run ({exc.orig})") from exc
         return len(batch)
 
     def get_annotation(self, annotation_id: int) -> Annotation:
@@ -468,7 +473,8 @@ class Project:
             if current is None:
                 raise NotFoundError(f"no annotation with id {ann.id}")
             changed = tuple(name for name, old in zip(_INDEXED, current, strict=True) if values[name] != old)
-            conn.execute(_update_statement(changed), {**params, "annotation_id": ann.id})
+            with _integrity_errors_explained():
+                conn.execute(_update_statement(changed), {**params, "annotation_id": ann.id})
         return replace(ann, updated_at=values["updated_at"])
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> list[Annotation]:

@@ -78,6 +78,22 @@ def test_update_saves_the_new_shape_and_keeps_created_at(project: Project) -> No
     assert stored.updated_at == edited.updated_at > ann.updated_at
 
 
+def test_update_can_relabel_and_move_an_annotation(project: Project) -> None:
+    """Label, frame and media are indexed columns, saved only when they change: they must still be saved."""
+    first, second = _add_images(project, "a.jpg", "b.jpg")
+    cat, dog = project.ensure_label("cat"), project.ensure_label("dog")
+    ann = project.add_annotation(_box(first, cat.id))
+    project.update_annotation(dataclasses.replace(ann, label_id=dog.id))
+    assert project.label_counts() == {dog.id: 1}
+    assert [m.name for m in project.list_media(label_id=dog.id)] == ["a.jpg"]
+    project.update_annotation(dataclasses.replace(ann, label_id=dog.id, media_id=second.id, frame=3))
+    assert project.annotations(second.id, frame=3)[0].id == ann.id
+    assert project.annotations(first.id) == []
+    with pytest.raises(StudioError, match="missing media, label or run"):
+        project.update_annotation(dataclasses.replace(ann, label_id=999))
+    assert project.get_annotation(ann.id).label_id == dog.id
+
+
 def test_update_of_an_unknown_or_unsaved_annotation_is_refused(project: Project) -> None:
     (media,) = _add_images(project, "a.jpg")
     label = project.ensure_label("cat")
@@ -99,6 +115,9 @@ def test_delete_then_undo_restores_the_same_annotation(project: Project) -> None
     assert restored.id == first.id
     assert project.get_annotation(first.id) == first
     assert project.annotations(media.id) == [first, second]
+    with pytest.raises(StudioError, match="reuses an id"):  # a second undo of the same delete
+        project.add_annotation(deleted[0])
+    assert project.counts()["annotations"] == 2
 
 
 def test_an_annotation_on_a_missing_media_or_label_is_refused(project: Project) -> None:
