@@ -10,7 +10,7 @@ results against COCOeval itself on generated cases.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from pycocotools import mask as mask_utils
@@ -31,8 +31,6 @@ class CocoResult:
 
     precision: (T, R, K, A, M) as COCOeval (T IoU thresholds, R recall thresholds, K categories, A area
     ranges, M max-detection limits); -1 where a category has no ground truth. recall: (T, K, A, M).
-    `pred_match` holds, for each prediction row of the evaluated data, the ground-truth row it matched
-    at IoU 0.5 over all areas (-1: none, or cut by the 100-per-image limit).
     """
 
     params: Params
@@ -40,7 +38,6 @@ class CocoResult:
     precision: np.ndarray
     recall: np.ndarray
     stats: dict[str, float]
-    pred_match: np.ndarray = field(repr=False)
 
     def per_class(self) -> dict[int, dict[str, float | None]]:
         """AP@[.5:.95], AP50 and AP75 per label id (None for a label without ground truth)."""
@@ -148,9 +145,12 @@ def evaluate_coco(data: EvalData) -> CocoResult:
         local = _match_group(ious, gt_ignored[g0:g1].T, gt_crowd[g0:g1], thresholds)
         matched_gt[d0:d1] = np.where(local >= 0, local + g0, -1)
 
+    # COCOeval: a match to an ignored ground truth is ignored; an unmatched prediction is ignored outside the area range
     is_match = matched_gt >= 0
+    lookup = np.vstack([gt_ignored, np.zeros((1, n_area), dtype=bool)])  # the extra last row stands for "no match"
     lanes_a = np.broadcast_to(np.arange(n_area), matched_gt.shape)
-    pred_ignored = np.where(is_match, gt_ignored[np.maximum(matched_gt, 0), lanes_a], pred_outside[:, None, :])
+    matched_ignored = lookup[np.where(is_match, matched_gt, len(gt_ignored)), lanes_a]
+    pred_ignored = np.where(is_match, matched_ignored, pred_outside[:, None, :])
 
     precision, recall = _accumulate(
         params, n_labels,
@@ -158,12 +158,9 @@ def evaluate_coco(data: EvalData) -> CocoResult:
         pred_cat=pred_cat[pred_order], pred_image=pred.image[pred_order], pred_score=pred.score[pred_order],
         rank=rank, is_match=is_match, pred_ignored=pred_ignored,
     )
-    pred_match = np.full(len(pred), -1, dtype=np.int64)
-    at_50 = matched_gt[:, 0, 0]
-    pred_match[pred_order] = np.where(at_50 >= 0, gt_order[np.maximum(at_50, 0)], -1)
     return CocoResult(
         params=params, label_ids=label_ids, precision=precision, recall=recall,
-        stats=_summarize(params, precision, recall), pred_match=pred_match,
+        stats=_summarize(params, precision, recall),
     )
 
 

@@ -47,8 +47,7 @@ class Objects:
         return len(self.ids)
 
     def take(self, rows: np.ndarray) -> Objects:
-        """The annotations at `rows` (an index array or a boolean mask), in that order."""
-        rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+        """The annotations at `rows` (an index array), in that order."""
         return Objects(
             ids=self.ids[rows], image=self.image[rows], label=self.label[rows], boxes=self.boxes[rows],
             area=self.area[rows], score=self.score[rows], crowd=self.crowd[rows],
