@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
     QColor,
     QImage,
     QKeyEvent,
+    QKeySequence,
     QMouseEvent,
     QPainter,
     QPainterPath,
@@ -42,21 +43,38 @@ from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, Rota
 from studio.core.types import Annotation
 from studio.ui import shape_edit
 
-Tool = Literal["select", "box", "polygon", "polyline", "points", "brush", "eraser"]
-TOOLS: tuple[Tool, ...] = ("select", "box", "polygon", "polyline", "points", "brush", "eraser")
+Tool = Literal["select", "box", "polygon", "polyline", "points", "brush", "eraser", "segment"]
+TOOLS: tuple[Tool, ...] = ("select", "box", "polygon", "polyline", "points", "brush", "eraser", "segment")
+
+
+class ClickTool(Protocol):
+    """A tool the canvas hosts in "segment" mode (studio.ui.sam_tool.SamTool): it gets the mouse in image
+    pixels and the keys, and the window paints its preview with `show_prompts`."""
+
+    def press(self, x: float, y: float, *, button: Qt.MouseButton, modifiers: Qt.KeyboardModifier) -> None: ...
+
+    def release(self, x: float, y: float) -> None: ...
+
+    def handle_key(self, event: QKeyEvent) -> bool: ...
 
 HIT_TOLERANCE_PX = 6.0
 """How close (in screen pixels) a click must be to a vertex or line to grab it, whatever the zoom."""
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
 
 
+def rgb_array(image: QImage) -> np.ndarray:
+    """The pixels of a QImage as an RGB uint8 array (H, W, 3), copied."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    w, h = rgb.width(), rgb.height()
+    return np.frombuffer(rgb.constBits(), np.uint8).reshape(h, rgb.bytesPerLine())[:, : 3 * w].reshape(h, w, 3).copy()
+
+
 def adjusted(image: QImage, *, brightness: int, contrast: int) -> QImage:
     """The image with brightness (-100..100, added) and contrast (-100..100, a gain) applied for viewing."""
     if brightness == 0 and contrast == 0:
         return image
-    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
-    w, h = rgb.width(), rgb.height()
-    array = np.frombuffer(rgb.constBits(), np.uint8).reshape(h, rgb.bytesPerLine())[:, : 3 * w]
+    array = rgb_array(image)
+    h, w = array.shape[:2]
     gain = 1.0 + contrast / 100.0
     # contrast pivots around mid-grey so the picture does not darken as contrast grows
     out = cv2.convertScaleAbs(array, alpha=gain, beta=128 * (1 - gain) + brightness * 1.28)
@@ -164,6 +182,7 @@ class DraftItem(QGraphicsItem):
         self.closed = False
         self.cursor: Point | None = None
         self.mask_image: QImage | None = None
+        self.clicks: list[tuple[float, float, bool]] = []  # segmentation prompts: (x, y, positive)
         self.image_rect = QRectF()
         self.setZValue(2)
 
@@ -175,6 +194,13 @@ class DraftItem(QGraphicsItem):
             painter.setOpacity(0.5)
             painter.drawImage(0, 0, self.mask_image)
             painter.setOpacity(1.0)
+        scale = painter.worldTransform().m11() or 1.0
+        for x, y, positive in self.clicks:
+            outline = QPen(QColor("white"), 1.5)
+            outline.setCosmetic(True)
+            painter.setPen(outline)
+            painter.setBrush(QBrush(QColor("#2ecc40" if positive else "#ff4136")))
+            painter.drawEllipse(QPointF(x, y), 5 / scale, 5 / scale)
         if not self.points:
             return
         pen = QPen(QColor("#ffd400"), 2.0, Qt.PenStyle.DashLine)
@@ -187,7 +213,6 @@ class DraftItem(QGraphicsItem):
             return
         trail = self.points + ([self.cursor] if self.cursor is not None else [])
         painter.drawPolyline(_polygon(trail))
-        scale = painter.worldTransform().m11() or 1.0
         painter.setBrush(QBrush(QColor("#ffd400")))
         for x, y in self.points:
             painter.drawEllipse(QPointF(x, y), 3.5 / scale, 3.5 / scale)
@@ -237,6 +262,7 @@ class Canvas(QGraphicsView):
         self._brush_mask: np.ndarray | None = None
         self._brush_target: int | None = None
         self._last_brush_point: Point | None = None
+        self.click_tool: ClickTool | None = None
 
     # ---- content -----------------------------------------------------------------------------------
 
@@ -364,7 +390,14 @@ class Canvas(QGraphicsView):
 
     # ---- drawing -----------------------------------------------------------------------------------
 
+    def show_prompts(self, mask: np.ndarray | None, clicks: list[tuple[float, float, bool]]) -> None:
+        """Paint a segmentation preview (bool mask (H, W) or None) and its clicks over the image."""
+        self.draft.mask_image = None if mask is None else _mask_image(mask, QColor("#2ecc40"))
+        self.draft.clicks = clicks
+        self.draft.update()
+
     def cancel_draft(self) -> None:
+        self.draft.clicks = []
         self.draft.points = []
         self.draft.closed = False
         self.draft.mask_image = None
@@ -404,9 +437,13 @@ class Canvas(QGraphicsView):
             self._pan_from = event.position()
             self.setCursor(Qt.CursorShape.ClosedHandCursor)
             return
+        point = self._inside(self._scene_point(event))
+        if self.tool == "segment":  # right clicks too: they are negative prompts
+            if self.click_tool is not None:
+                self.click_tool.press(point[0], point[1], button=event.button(), modifiers=event.modifiers())
+            return
         if event.button() != Qt.MouseButton.LeftButton:
             return
-        point = self._inside(self._scene_point(event))
         if self.tool == "select":
             self._press_select(point, event.modifiers())
         elif self.tool == "box":
@@ -514,6 +551,10 @@ class Canvas(QGraphicsView):
             self._pan_from = None
             self._restore_cursor()
             return
+        if self.tool == "segment" and self.click_tool is not None:
+            point = self._inside(self._scene_point(event))
+            self.click_tool.release(point[0], point[1])
+            return
         if event.button() != Qt.MouseButton.LeftButton:
             return
         if self._drag is not None:
@@ -553,8 +594,29 @@ class Canvas(QGraphicsView):
         steps = event.angleDelta().y() / 120.0  # trackpads send fractions of a notch: smooth zoom
         self.zoom_by(1.25**steps)
 
+    def event(self, event: QEvent) -> bool:
+        """In segment mode the tool's keys (Tab, Enter, Esc, Ctrl+Z on its clicks) beat window shortcuts."""
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and self.tool == "segment"
+            and self.click_tool is not None
+            and self.draft.clicks
+            and isinstance(event, QKeyEvent)
+            and event.matches(QKeySequence.StandardKey.Undo)
+        ):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def focusNextPrevChild(self, next_: bool) -> bool:
+        if self.tool == "segment":
+            return False  # Tab cycles the segmentation candidates instead of moving the focus
+        return super().focusNextPrevChild(next_)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:
         key = event.key()
+        if self.tool == "segment" and self.click_tool is not None and self.click_tool.handle_key(event):
+            return
         if key in (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter) and self.finish_draft():
             return
         if key == Qt.Key.Key_Space and not event.isAutoRepeat():

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QUndoStack
 from PySide6.QtWidgets import (
@@ -42,13 +43,14 @@ from studio.core.shapes import Mask, Shape
 from studio.core.types import Annotation, Label, Media
 from studio.db.project import Project
 from studio.ui import app_settings, theme
-from studio.ui.canvas import TOOLS, Canvas, Tool
+from studio.ui.canvas import TOOLS, Canvas, Tool, rgb_array
 from studio.ui.commands import AddAnnotations, DeleteAnnotations, UpdateAnnotation
 from studio.ui.frame_reader import FrameReader
 from studio.ui.jobs import Job
 from studio.ui.label_chooser import LabelChooser
 from studio.ui.media_browser import MediaBrowser
 from studio.ui.panels import AnnotationsPanel, LabelsPanel, PropertiesPanel, TagsPanel
+from studio.ui.sam_tool import SamTool
 from studio.ui.video_controls import VideoControls
 
 FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a folder)
@@ -66,7 +68,10 @@ TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "points": ("O", "Points: click to place a keypoint"),
     "brush": ("B", "Brush: paint a mask (on the selected mask, or a new one)"),
     "eraser": ("E", "Eraser: erase from the selected mask"),
+    "segment": ("S", "Segment: click the object (right click: not this), Tab next candidate, Enter accepts"),
 }
+SEGMENTER_KEY = "ui.segmenter"
+DEFAULT_SEGMENTER = "grabcut"  # OpenCV, needs no weights; a project can name a SAM plugin instead
 GESTURES = (
     ("Wheel", "Zoom around the cursor"),
     ("Middle drag / Space+drag", "Pan"),
@@ -101,6 +106,8 @@ class MainWindow(QMainWindow):
         self.visible_runs: set[int] = set()
         self.last_drawing_tool: Tool = "box"
         self.jobs: list[Job] = []
+        self.segment_tool: SamTool | None = None
+        self._segmenter_loading = False
         self._pending_view: dict[str, float] | None = None
         self.undo_stack = QUndoStack(self)
         self.frame_reader = FrameReader(parent=self)
@@ -299,6 +306,9 @@ class MainWindow(QMainWindow):
         self.project = project
         self.media = None
         self.undo_stack.clear()
+        if self.segment_tool is not None:  # it holds the previous project
+            self.segment_tool.deleteLater()
+            self.segment_tool = self.canvas.click_tool = None
         self.setWindowTitle(f"Studio — {project.root.name}")
         app_settings.update(last_project=str(project.root))
         self.recent_labels = [i for i in project.get_setting(RECENT_LABELS_KEY, []) if isinstance(i, int)]
@@ -373,6 +383,7 @@ class MainWindow(QMainWindow):
             self.canvas.restore_view(self._pending_view)
             self._pending_view = None
         self.refresh_annotations()
+        self._feed_segment_image()
         self.media_shown.emit(media_id, frame)
 
     def _on_frame_failed(self, media_id: int, frame: int, message: str) -> None:
@@ -516,6 +527,65 @@ class MainWindow(QMainWindow):
         self.tool_actions[tool].setChecked(True)
         self.canvas.set_tool(tool)
         self.canvas.setFocus()
+        if tool == "segment":
+            self._start_segmenting()
+        elif self.segment_tool is not None:
+            self.segment_tool.clear()
+
+    # ---- click segmentation ------------------------------------------------------------------------
+
+    def _start_segmenting(self) -> None:
+        """Load the project's segmenter on a worker (SAM takes seconds) and hand it the shown image."""
+        if self.segment_tool is not None:
+            self._feed_segment_image()
+            return
+        if self._segmenter_loading:
+            return
+        from studio.models.registry import get_plugin, load_model
+
+        plugin_id = str(self._require().get_setting(SEGMENTER_KEY, DEFAULT_SEGMENTER))
+
+        def load(_progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> Any:
+            spec = get_plugin(plugin_id)
+            if spec.devices == ("cpu",) and not spec.needs_weights:
+                return spec.load(weights=None, device="cpu")  # load_model's device check imports torch: seconds
+            return load_model(plugin_id)
+
+        self._segmenter_loading = True
+        job = self.run_job(f"Loading {plugin_id}…", load, lambda model: self._segmenter_ready(plugin_id, model))
+        job.failed.connect(lambda _message: setattr(self, "_segmenter_loading", False))
+
+    def _segmenter_ready(self, plugin_id: str, segmenter: Any) -> None:
+        self._segmenter_loading = False
+        tool = SamTool(self._require(), segmenter, model_id=plugin_id, store=self._store_segmented, parent=self)
+        tool.preview_changed.connect(self._on_segment_preview)
+        tool.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
+        tool.encoding_changed.connect(
+            lambda busy: self.statusBar().showMessage("Encoding the image…" if busy else "Click the object", 5000)
+        )
+        self.segment_tool = tool
+        self.canvas.click_tool = tool
+        self._feed_segment_image()
+
+    def _feed_segment_image(self) -> None:
+        tool = self.segment_tool
+        if tool is None or self.media is None or self.canvas.image is None or self.canvas.tool != "segment":
+            return
+        if self.current_label_id is not None:
+            tool.set_label(self.current_label_id)
+        bgr = cv2.cvtColor(rgb_array(self.canvas.image), cv2.COLOR_RGB2BGR)  # models take OpenCV's order
+        tool.set_image(self.media, bgr, frame=self.frame)
+
+    def _on_segment_preview(self, mask: Any, _index: int, _score: float) -> None:
+        clicks = [(c.x, c.y, c.positive) for c in self.segment_tool.clicks] if self.segment_tool else []
+        self.canvas.show_prompts(mask, clicks)
+
+    def _store_segmented(self, annotation: Annotation) -> Annotation:
+        """The segment tool's accepted mask goes through the undo stack like a drawn shape."""
+        command = AddAnnotations(self._require(), [annotation], self._on_media_changed, "Segment")
+        self.undo_stack.push(command)
+        self._use_label(annotation.label_id)
+        return command.annotations[0]
 
     def new_shape(self) -> None:
         self.set_tool(self.last_drawing_tool)
@@ -534,13 +604,15 @@ class MainWindow(QMainWindow):
 
     def set_current_label(self, label_id: int) -> None:
         self.current_label_id = label_id
+        if self.segment_tool is not None:
+            self.segment_tool.set_label(label_id)
 
     def pick_label_number(self, number: int) -> None:
         """Number keys pick the n-th label for new shapes, and relabel the selected shapes."""
         if number > len(self.labels):
             return
         label_id = self.labels[number - 1].id
-        self.current_label_id = label_id
+        self.set_current_label(label_id)
         self.relabel(self.canvas.selected_ids(), label_id)
         self.refresh_labels()
         self.statusBar().showMessage(f"Label: {self.labels[number - 1].name}", 2000)

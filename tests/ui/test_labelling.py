@@ -228,3 +228,35 @@ def test_shapes_drawn_on_a_video_frame_belong_to_that_frame(make_window, qtbot):
     window.video_controls.set_frame(5)
     wait_shown(qtbot, window)
     assert window.annotations == []  # frame 5 has none
+
+
+def test_click_segmentation_stores_the_object_as_an_undoable_mask(make_window, qtbot, tmp_path):
+    import cv2
+
+    from studio.io.media import add_paths
+
+    root = tmp_path / "segment"
+    image = np.random.default_rng(2).integers(100, 150, (120, 160, 3), dtype=np.uint8)
+    truth = np.zeros((120, 160), np.uint8)
+    cv2.circle(truth, (70, 60), 28, 1, -1)
+    image[truth.astype(bool)] = (40, 200, 40)
+    (root / "media").mkdir(parents=True)
+    cv2.imwrite(str(root / "media" / "disk.png"), image)
+    with Project.create(root) as project:
+        add_paths(project, [root / "media"])
+        project.ensure_label("disk")
+    window = make_window(root)
+
+    window.set_tool("segment")  # the GrabCut segmenter loads on a worker thread
+    qtbot.waitUntil(lambda: window.segment_tool is not None, timeout=10000)
+    click(window.canvas, (70, 60))
+    qtbot.waitUntil(lambda: window.canvas.draft.mask_image is not None, timeout=10000)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_Return)
+
+    [ann] = stored(window)
+    assert isinstance(ann.shape, Mask)
+    pixels = decode_mask(ann.shape)
+    overlap = (pixels & truth.astype(bool)).sum() / (pixels | truth.astype(bool)).sum()
+    assert overlap > 0.8
+    window.undo_stack.undo()
+    assert stored(window) == []
