@@ -146,10 +146,8 @@ def load_checkpoint(path: Path | str) -> Any:
     except FileNotFoundError as exc:
         raise WeightsError(f"weights file {path} not found") from exc
     except pickle.UnpicklingError as exc:
-        raise WeightsError(
-            f"{path} is not a plain-tensor checkpoint (it holds Python objects that could run code); "
-            f"if you trust its source, set {TRUST_ENV}=1"
-        ) from exc
+        check_checkpoint_globals(path, allowed_prefixes=())  # names the foreign objects, or says "not valid"
+        raise WeightsError(f"{path} is not a valid PyTorch checkpoint ({exc})") from exc
     except (RuntimeError, EOFError, ValueError, OSError) as exc:
         raise WeightsError(f"{path} is not a valid PyTorch checkpoint ({exc})") from exc
 
@@ -177,6 +175,6 @@ def check_checkpoint_globals(path: Path | str, *, allowed_prefixes: Iterable[str
     if unexpected:
         shown = ", ".join(unexpected[:5])
         raise WeightsError(
-            f"{path} refers to code outside the model library ({shown}); refusing to load it. "
+            f"{path} holds Python objects beyond plain tensors ({shown}) that could run code; refusing to load it. "
             f"If you trust its source, set {TRUST_ENV}=1"
         )
