@@ -104,6 +104,7 @@ class MainWindow(QMainWindow):
         self.clipboard: list[Annotation] = []
         self.hidden_sources: set[str | int] = set()  # "human" or run ids
         self.visible_runs: set[int] = set()
+        self.run_thresholds: dict[int, float] = {}  # run id -> lowest score shown
         self.last_drawing_tool: Tool = "box"
         self.jobs: list[Job] = []
         self.segment_tool: SamTool | None = None
@@ -316,7 +317,7 @@ class MainWindow(QMainWindow):
         self.refresh_labels()
         self.current_label_id = self.recent_labels[0] if self.recent_labels else (self.labels[0].id if self.labels else None)
         self.refresh_labels()
-        self._rebuild_sources_menu()
+        self.refresh_runs()
         self.saved_label.setText("All changes saved")
         last = project.get_setting(LAST_STATE_KEY, {}) or {}
         media_id = last.get("media")
@@ -407,7 +408,8 @@ class MainWindow(QMainWindow):
         if "human" not in self.hidden_sources:
             shown += self.project.annotations(self.media.id, frame=self.frame)
         for run_id in sorted(self.visible_runs):
-            shown += self.project.annotations(self.media.id, frame=self.frame, source=run_id)
+            threshold = self.run_thresholds.get(run_id)
+            shown += self.project.annotations(self.media.id, frame=self.frame, source=run_id, min_score=threshold)
         self.annotations = [ann for ann in shown if ann.label_id not in hidden_labels]
         colors = {label.id: label.color for label in self.labels}
         self.canvas.set_annotations(self.annotations, colors)
@@ -694,15 +696,26 @@ class MainWindow(QMainWindow):
 
     # ---- sources -----------------------------------------------------------------------------------
 
-    def _rebuild_sources_menu(self) -> None:
+    def refresh_runs(self) -> None:
+        """Re-list the model runs in View > Show sources (call after a run was added or deleted)."""
+        runs = self._require().runs()
+        self.visible_runs &= {run.id for run in runs}
         self.sources_menu.clear()
         entries: list[tuple[str, str | int, bool]] = [("Human annotations", "human", "human" not in self.hidden_sources)]
-        entries += [(f"Run {run.name}", run.id, run.id in self.visible_runs) for run in self._require().runs()]
+        entries += [(f"Run {run.name}", run.id, run.id in self.visible_runs) for run in runs]
         for text, source, checked in entries:
             action = self.sources_menu.addAction(text)
             action.setCheckable(True)
             action.setChecked(checked)
             action.toggled.connect(lambda on, s=source: self.set_source_visible(s, on))
+
+    def set_run_threshold(self, run_id: int, min_score: float | None) -> None:
+        """Show only predictions of a run scoring at least `min_score` (None shows them all)."""
+        if min_score is None:
+            self.run_thresholds.pop(run_id, None)
+        else:
+            self.run_thresholds[run_id] = min_score
+        self.refresh_annotations()
 
     def set_source_visible(self, source: str | int, visible: bool) -> None:
         """Show or hide human annotations ("human") or a model run's predictions (its id)."""

@@ -260,3 +260,25 @@ def test_click_segmentation_stores_the_object_as_an_undoable_mask(make_window, q
     assert overlap > 0.8
     window.undo_stack.undo()
     assert stored(window) == []
+
+
+def test_predictions_of_a_run_show_when_its_source_is_on_and_above_the_threshold(make_window):
+    from studio.core.types import Annotation
+
+    window = make_window()
+    project = window.project
+    run = project.create_run("test-detector", name="detector run")
+    label = window.labels[0]
+    for score in (0.3, 0.95):
+        project.add_annotation(
+            Annotation(media_id=window.media.id, label_id=label.id, shape=Box(5, 5, 40, 40), run_id=run.id, score=score)
+        )
+    window.refresh_runs()
+    assert [action.text() for action in window.sources_menu.actions()] == ["Human annotations", "Run detector run"]
+    assert window.annotations == []  # predictions are hidden until their run is switched on
+
+    window.sources_menu.actions()[1].setChecked(True)
+    assert sorted(a.score for a in window.annotations) == [0.3, 0.95]
+    window.set_run_threshold(run.id, 0.5)
+    assert [a.score for a in window.annotations] == [0.95]
+    assert "detector run" in window.annotations_panel.list.item(0).text()
