@@ -20,6 +20,10 @@ from studio.core.errors import CancelledError, MediaError
 from studio.core.types import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Media, MediaInfo
 from studio.db.project import Project
 
+# FFmpeg (inside OpenCV) prints its own complaints about a broken video on stderr; the MediaError raised
+# here already says what is wrong, in one line. Read once, when OpenCV first opens a video.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
 Progress = Callable[[int, int], None]
 """Called with (done, total) as work proceeds."""
 CancelCheck = Callable[[], bool]

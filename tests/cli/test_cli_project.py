@@ -75,14 +75,28 @@ def test_missing_project_is_one_clear_error(tmp_path: Path) -> None:
     assert not (tmp_path / "nope").exists()
 
 
-@pytest.mark.parametrize("problem", ["missing file", "corrupt image"])
+def _truncated_video(path: Path) -> Path:
+    import cv2
+    import numpy as np
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, (32, 24))
+    for i in range(10):
+        writer.write(np.full((24, 32, 3), i * 20, dtype=np.uint8))
+    writer.release()
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+@pytest.mark.parametrize("problem", ["missing file", "corrupt image", "truncated video"])
 def test_bad_media_changes_nothing(filled_project: Path, tmp_path: Path, problem: str) -> None:
     good = write_image(tmp_path / "good.jpg")
     if problem == "missing file":
         bad = tmp_path / "missing.jpg"
-    else:
+    elif problem == "corrupt image":
         bad = tmp_path / "corrupt.jpg"
         bad.write_bytes(good.read_bytes()[:200])
+    else:
+        bad = _truncated_video(tmp_path / "clip.mp4")  # FFmpeg's own complaints must not reach stderr
     assert_one_line_error(studio("add", filled_project, good, bad), bad.name)
     assert info(filled_project) == FILLED  # not even the good file was added
 
