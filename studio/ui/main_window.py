@@ -255,7 +255,9 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self._action("&Keyboard shortcuts", self.shortcuts_dialog, "?"))
+        cheat_sheet = self._action("&Keyboard shortcuts", self.shortcuts_dialog, "?")
+        cheat_sheet.setShortcuts([QKeySequence("?"), QKeySequence("F1")])
+        help_menu.addAction(cheat_sheet)
 
     def _build_status_bar(self) -> None:
         self.saved_label = QLabel("No project")
@@ -861,7 +863,10 @@ class MainWindow(QMainWindow):
     def shortcuts_dialog(self) -> None:
         """The cheat sheet, built from the actions themselves so it never disagrees with them."""
         rows = [
-            (action.shortcut().toString(QKeySequence.SequenceFormat.NativeText), action.text().replace("&", ""))
+            (
+                action.shortcut().toString(QKeySequence.SequenceFormat.NativeText),
+                (action.statusTip() or action.text()).replace("&", ""),
+            )
             for action in self.actions()
             if not action.shortcut().isEmpty() and not action.text().startswith("Label ")
         ]
@@ -871,6 +876,7 @@ class MainWindow(QMainWindow):
         table = QTableWidget(len(rows), 2, dialog)
         table.setHorizontalHeaderLabels(["Keys", "Action"])
         table.verticalHeader().hide()
+        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
         table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
         table.horizontalHeader().setStretchLastSection(True)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)

@@ -282,3 +282,13 @@ def test_predictions_of_a_run_show_when_its_source_is_on_and_above_the_threshold
     window.set_run_threshold(run.id, 0.5)
     assert [a.score for a in window.annotations] == [0.95]
     assert "detector run" in window.annotations_panel.list.item(0).text()
+
+
+def test_question_mark_opens_the_shortcut_cheat_sheet(make_window, qtbot):
+    from PySide6.QtWidgets import QTableWidget
+
+    window = make_window()
+    qtbot.keyClick(window.canvas, "?")
+    [table] = [t for t in window.findChildren(QTableWidget) if t.isVisible()]
+    rows = {table.item(row, 1).text(): table.item(row, 0).text() for row in range(table.rowCount())}
+    assert rows["Next image"] == "D" and rows["Previous image"] == "A" and rows["Hide shapes"] == "H"
