@@ -213,10 +213,12 @@ class Project:
     def stored_path(self, path: Path | str) -> str:
         """How a media path is stored: relative (posix) inside the project directory, absolute outside."""
         absolute = Path(os.path.abspath(path))
-        try:
+        if absolute.is_relative_to(self.root):
             return absolute.relative_to(self.root).as_posix()
-        except ValueError:
-            return absolute.as_posix()
+        # the root is stored resolved: a path through a symlinked folder (macOS's /tmp, a linked home)
+        # still lies inside the project. The file itself stays unresolved: a linked file is its own media.
+        real = Path(os.path.realpath(absolute.parent)) / absolute.name
+        return real.relative_to(self.root).as_posix() if real.is_relative_to(self.root) else absolute.as_posix()
 
     def resolve(self, media: Media | str) -> Path:
         """Where a media file is on disk."""

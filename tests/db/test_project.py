@@ -274,3 +274,14 @@ def test_timestamps_are_utc_aware_when_read_back(project: Project) -> None:
     with sqlite3.connect(project.root / "studio.db") as raw:
         stored = raw.execute("SELECT created_at FROM annotations").fetchone()[0]
     assert stored.startswith(ann.created_at.strftime("%Y-%m-%d %H:%M:%S"))  # stored as UTC
+
+
+def test_media_inside_a_project_reached_through_a_symlink_is_stored_relative(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    through_link = tmp_path / "link" / "p"
+    with Project.create(through_link) as project:
+        (media,) = project.add_media([MediaInfo(str(through_link / "sub" / "a.jpg"), "image", 8, 8, 1, 1)])
+        assert media.path == "sub/a.jpg"  # the project can be moved or shared with its images
+        outside = project.add_media([MediaInfo(str(tmp_path / "elsewhere.jpg"), "image", 8, 8, 1, 1)])
+        assert outside[0].path == (tmp_path / "elsewhere.jpg").as_posix()
