@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeAlias
 
 from pycocotools import mask as mask_utils
@@ -44,9 +44,13 @@ def _finite_floats(values: tuple[Any, ...], what: str) -> tuple[float, ...]:
     return floats
 
 
-def _set_fields(shape: object, names: tuple[str, ...], values: tuple[Any, ...]) -> None:
+def _coerce_fields(shape: Any, what: str) -> tuple[float, ...]:
+    """Make every field of a frozen numeric shape a finite float, in place; returns the values."""
+    names = tuple(f.name for f in fields(shape))
+    values = _finite_floats(tuple(getattr(shape, name) for name in names), what)
     for name, value in zip(names, values, strict=True):
         object.__setattr__(shape, name, value)
+    return values
 
 
 def _bbox_of(points: Iterable[Point]) -> BBox:
@@ -65,8 +69,7 @@ class Box:
     kind: ClassVar[str] = "box"
 
     def __post_init__(self) -> None:
-        values = _finite_floats((self.x1, self.y1, self.x2, self.y2), "box corners")
-        _set_fields(self, ("x1", "y1", "x2", "y2"), values)
+        values = _coerce_fields(self, "box corners")
         if self.x2 < self.x1 or self.y2 < self.y1:
             raise InvalidShapeError(f"box has negative size: {values}")
 
@@ -101,8 +104,7 @@ class RotatedBox:
     kind: ClassVar[str] = "rotated_box"
 
     def __post_init__(self) -> None:
-        values = _finite_floats((self.cx, self.cy, self.w, self.h, self.angle), "rotated box values")
-        _set_fields(self, ("cx", "cy", "w", "h", "angle"), values)
+        values = _coerce_fields(self, "rotated box values")
         if self.w < 0 or self.h < 0:
             raise InvalidShapeError(f"rotated box has negative size: {values}")
 

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy import Engine, ScalarResult, Select, Update, bindparam, delete, exists, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -104,6 +104,17 @@ def _update_statement(changed_indexed: tuple[str, ...]) -> Update:
         .where(_ANNOTATIONS.c.id == bindparam("annotation_id"))
         .values({c.name: bindparam(f"new_{c.name}") for c in _ANNOTATIONS.columns if c.name not in skipped})
     )
+
+
+RowT = TypeVar("RowT", MediaRow, LabelRow, RunRow, AnnotationRow)
+
+
+def _get_row(session: Session, model: type[RowT], row_id: int) -> RowT:
+    row = session.get(model, row_id)
+    if row is None:
+        what = {MediaRow: "media", LabelRow: "label", RunRow: "run", AnnotationRow: "annotation"}[model]
+        raise NotFoundError(f"no {what} with id {row_id}")
+    return row
 
 
 @contextmanager
@@ -247,9 +258,7 @@ class Project:
 
     def get_media(self, media_id: int) -> Media:
         with self._session() as s:
-            row = s.get(MediaRow, media_id)
-            if row is None:
-                raise NotFoundError(f"no media with id {media_id}")
+            row = _get_row(s, MediaRow, media_id)
             return _media(row)
 
     def find_media(self, path: Path | str) -> Media | None:
@@ -311,9 +320,7 @@ class Project:
 
     def _update_media(self, media_id: int, **values: Any) -> Media:
         with self._session() as s:
-            row = s.get(MediaRow, media_id)
-            if row is None:
-                raise NotFoundError(f"no media with id {media_id}")
+            row = _get_row(s, MediaRow, media_id)
             for key, value in values.items():
                 setattr(row, key, value)
             return _media(row)
@@ -340,9 +347,7 @@ class Project:
 
     def get_label(self, label_id: int) -> Label:
         with self._session() as s:
-            row = s.get(LabelRow, label_id)
-            if row is None:
-                raise NotFoundError(f"no label with id {label_id}")
+            row = _get_row(s, LabelRow, label_id)
             return _label(row)
 
     def find_label(self, name: str) -> Label | None:
@@ -374,9 +379,7 @@ class Project:
 
     def _update_label(self, label_id: int, **values: str) -> Label:
         with self._session() as s:
-            row = s.get(LabelRow, label_id)
-            if row is None:
-                raise NotFoundError(f"no label with id {label_id}")
+            row = _get_row(s, LabelRow, label_id)
             _label(LabelRow(id=row.id, name=values.get("name", row.name), color=values.get("color", row.color)))
             for key, value in values.items():
                 setattr(row, key, value)
@@ -455,9 +458,7 @@ class Project:
 
     def get_annotation(self, annotation_id: int) -> Annotation:
         with self._session() as s:
-            row = s.get(AnnotationRow, annotation_id)
-            if row is None:
-                raise NotFoundError(f"no annotation with id {annotation_id}")
+            row = _get_row(s, AnnotationRow, annotation_id)
             return _annotation(row)
 
     def update_annotation(self, ann: Annotation) -> Annotation:
@@ -560,9 +561,7 @@ class Project:
 
     def finish_run(self, run_id: int, status: RunStatus, stats: dict[str, Any] | None = None) -> ModelRun:
         with self._session() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise NotFoundError(f"no run with id {run_id}")
+            row = _get_row(s, RunRow, run_id)
             row.status = status
             row.finished_at = datetime.now(UTC)
             if stats is not None:
@@ -575,9 +574,7 @@ class Project:
 
     def get_run(self, run_id: int) -> ModelRun:
         with self._session() as s:
-            row = s.get(RunRow, run_id)
-            if row is None:
-                raise NotFoundError(f"no run with id {run_id}")
+            row = _get_row(s, RunRow, run_id)
             return _run(row)
 
     def find_run(self, name: str) -> ModelRun:
