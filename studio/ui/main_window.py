@@ -322,13 +322,22 @@ class MainWindow(QMainWindow):
         self.refresh_runs()
         self.saved_label.setText("All changes saved")
         last = project.get_setting(LAST_STATE_KEY, {}) or {}
-        media_id = last.get("media")
-        if media_id is None:
-            first = project.list_media(limit=1)
-            media_id = first[0].id if first else None
-        if media_id is not None:
-            self._pending_view = last.get("view") if last.get("media") == media_id else None
-            self.show_media(int(media_id), frame=int(last.get("frame", 0)))
+        media = self._remembered_media(project, last.get("media"))
+        if media is not None:
+            same = media.id == last.get("media")
+            self._pending_view = last.get("view") if same else None
+            self.show_media(media.id, frame=int(last.get("frame", 0)) if same else 0)
+
+    @staticmethod
+    def _remembered_media(project: Project, media_id: object) -> Media | None:
+        """The media the project was left on, else its first one (None for an empty project)."""
+        if isinstance(media_id, int):
+            try:
+                return project.get_media(media_id)
+            except StudioError:  # removed since
+                pass
+        first = project.list_media(limit=1)
+        return first[0] if first else None
 
     def _remember_state(self) -> None:
         """Store the image, frame and view shown, so reopening the project comes back to them."""
