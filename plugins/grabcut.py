@@ -24,7 +24,7 @@ class GrabCutSegmenter:
     persist_embeddings = False
     """An embedding cache should keep GrabCut's embeddings (the image) in memory only: re-reading is as cheap."""
 
-    def __init__(self, *, iterations: int = 5, max_side: int = 400, click_radius: int = 3) -> None:
+    def __init__(self, *, iterations: int = 4, max_side: int = 320, click_radius: int = 3) -> None:
         self.iterations = iterations
         self.max_side = max_side
         self.click_radius = click_radius
@@ -147,7 +147,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 0.0
 
 
-def load(*, weights: object = None, device: str | None = None) -> GrabCutSegmenter:
+def load(*, weights: str | None = None, device: str | None = None) -> GrabCutSegmenter:
     """GrabCut needs no weights and runs on the CPU whatever device is asked for."""
     return GrabCutSegmenter()
 

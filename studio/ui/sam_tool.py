@@ -113,6 +113,8 @@ class SamTool(QObject):
         self._index = 0
         self._generation = 0  # bumped by every prompt or image change; older answers are stale
         self._image_generation = 0
+        self._encoded: tuple[int, Any] | None = None
+        """(image generation, embedding): clicks on the current image skip even the cache's content hash."""
         self._signals = _Signals(self)
         self._signals.encoded.connect(self._on_encoded)
         self._signals.encode_failed.connect(self._on_encode_failed)
@@ -151,7 +153,7 @@ class SamTool(QObject):
         self.encoding_changed.emit(True)
 
         def work() -> None:
-            self._embedding(image)
+            self._encoded = (image_generation, self._embedding(image))
             self._signals.encoded.emit(image_generation)
 
         self.pool.start(_Task(work, lambda message: self._signals.encode_failed.emit(image_generation, message)))
@@ -253,7 +255,7 @@ class SamTool(QObject):
     def _request(self) -> None:
         """Decode the current prompts on a worker; only the newest request's answer is shown."""
         self._generation += 1
-        generation, image = self._generation, self._image
+        generation, image, image_generation = self._generation, self._image, self._image_generation
         if image is None:
             return
         if not self._clicks and self._box is None:
@@ -265,7 +267,8 @@ class SamTool(QObject):
         def work() -> None:
             if generation != self._generation:
                 return  # superseded while queued: skip the decoder entirely
-            embedding = self._embedding(image)
+            encoded = self._encoded
+            embedding = encoded[1] if encoded and encoded[0] == image_generation else self._embedding(image)
             candidates = self.segmenter.predict(
                 embedding,
                 points=np.array([(c.x, c.y) for c in clicks], dtype=np.float64) if clicks else None,

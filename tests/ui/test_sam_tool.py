@@ -99,10 +99,11 @@ class ThreeMasks:
 
     def __init__(self) -> None:
         self.delay: dict[int, float] = {}
-        self.calls = 0
+        self.calls = self.encodes = 0
         self.lock = threading.Lock()
 
     def encode(self, image):
+        self.encodes += 1
         return image.shape[:2]
 
     def predict(self, embedding, *, points=None, point_labels=None, box=None, multimask=True):
@@ -149,6 +150,7 @@ def test_ctrl_z_removes_the_last_click_and_negative_clicks_are_recorded(scene, q
     with qtbot.waitSignal(tool.preview_changed, timeout=3000):
         assert tool.handle_key(key(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier))
     assert len(tool.clicks) == 2
+    assert tool.segmenter.encodes == 1  # one encoder run for the image, however many clicks
     tool.clear()
     assert not tool.handle_key(key(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier))  # window's undo takes it
 
