@@ -77,6 +77,10 @@ def _match_group(ious: np.ndarray, ignored: np.ndarray, crowd: np.ndarray, thres
     Ground truths are reversed so argmax (first maximum) picks COCOeval's later one.
     """
     n_pred, n_gt = ious.shape
+    if n_gt == 1:  # the usual case needs no loop: the first prediction over a threshold takes the object
+        over = ious[:, 0][:, None] >= thresholds  # (D, T)
+        hit = over if crowd[0] else over & (np.cumsum(over, axis=0) == 1)  # a crowd takes every one
+        return np.repeat(np.where(hit, 0, -1)[:, :, None], ignored.shape[0], axis=2)
     ious_r, ignored_r, crowd_r = ious[:, ::-1], ignored[:, ::-1], crowd[::-1]
     taken = np.zeros((len(thresholds), ignored.shape[0], n_gt), dtype=bool)
     matches = np.full((n_pred, len(thresholds), ignored.shape[0]), -1, dtype=np.int64)

@@ -110,7 +110,9 @@ def _columns(
     elif rles:
         from pycocotools import mask as mask_utils
 
-        area = np.asarray(mask_utils.area(rles), dtype=np.float64)  # as COCO's loadRes for segmentation
+        # as COCO's loadRes for segmentation; one call per mask, since pycocotools 2.0.11's area() of a
+        # list of more than 255 RLEs overflows a uint8 under numpy 2
+        area = np.array([mask_utils.area(rle) for rle in rles], dtype=np.float64)
     else:
         area = boxes[:, 2] * boxes[:, 3]  # as COCO's loadRes for boxes
     scores = table["score"]

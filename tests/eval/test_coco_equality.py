@@ -63,7 +63,10 @@ def empty_images(rng: np.random.Generator) -> Case:
 
 
 def many_classes(rng: np.random.Generator) -> Case:
-    return jittered(rng, n_images=15, n_labels=25)
+    """25 classes, and more than 255 predictions (pycocotools' area() of that many masks overflows)."""
+    case = jittered(rng, n_images=40, n_labels=25)
+    assert len(case.pred) > 255
+    return case
 
 
 def crowds(rng: np.random.Generator) -> Case:
