@@ -390,10 +390,13 @@ class Canvas(QGraphicsView):
 
     # ---- drawing -----------------------------------------------------------------------------------
 
-    def show_prompts(self, mask: np.ndarray | None, clicks: list[tuple[float, float, bool]]) -> None:
-        """Paint a segmentation preview (bool mask (H, W) or None) and its clicks over the image."""
+    def show_prompts(
+        self, mask: np.ndarray | None, clicks: list[tuple[float, float, bool]], box: Box | None = None
+    ) -> None:
+        """Paint a segmentation preview (bool mask (H, W) or None), its clicks and box prompt over the image."""
         self.draft.mask_image = None if mask is None else _mask_image(mask, QColor("#2ecc40"))
         self.draft.clicks = clicks
+        self.draft.points, self.draft.closed = ([(box.x1, box.y1), (box.x2, box.y2)], True) if box else ([], False)
         self.draft.update()
 
     def cancel_draft(self) -> None:

@@ -590,8 +590,9 @@ class MainWindow(QMainWindow):
         tool.set_image(self.media, bgr, frame=self.frame)
 
     def _on_segment_preview(self, mask: Any, _index: int, _score: float) -> None:
-        clicks = [(c.x, c.y, c.positive) for c in self.segment_tool.clicks] if self.segment_tool else []
-        self.canvas.show_prompts(mask, clicks)
+        tool = self.segment_tool
+        if tool is not None:
+            self.canvas.show_prompts(mask, [(c.x, c.y, c.positive) for c in tool.clicks], tool.box)
 
     def _store_segmented(self, annotation: Annotation) -> Annotation:
         """The segment tool's accepted mask goes through the undo stack like a drawn shape."""

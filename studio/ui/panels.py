@@ -209,6 +209,7 @@ class PropertiesPanel(QWidget):
             widget.setEnabled(enabled)
         self.error.clear()
         if annotation is None:
+            self.label_box.setCurrentIndex(-1)  # no label shown for no selection
             self.attributes.setPlainText("")
             for field in (self.score, self.source, self.author):
                 field.setText("-")
