@@ -167,6 +167,7 @@ def test_cli_all_boxes_and_noc(scene_project: Project, capsys):
         (["--box", "1,2,3"], "4 comma-separated"),
         ([], "at least one --point"),
         (["--point", "5,5", "--model", "nope"], "no model plugin 'nope'"),
+        (["--point", "5,5", "--model", "sam-vit-b", "--weights", "/nowhere/sam_vit_b.pth"], "not found"),
     ],
 )
 def test_cli_bad_input_is_one_line_and_changes_nothing(scene_project: Project, capsys, argv, message):
