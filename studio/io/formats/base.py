@@ -7,10 +7,12 @@ studio.io.formats.transfer, so every format behaves the same way on bad input.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Protocol, TypeVar
@@ -200,3 +202,17 @@ def attribute_text(value: Any) -> str:
 def attribute_value(text: str) -> Any:
     """Inverse of `attribute_text` for booleans; other text stays text (a format cannot tell "3" from 3)."""
     return {"true": True, "false": False}.get(text, text)
+
+
+@contextmanager
+def bulk_objects() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building many small objects that form no cycles
+    (100,000 annotations, a COCO document): it would rescan them again and again as they are made,
+    which costs about 40 % of an export. Reference counting still frees everything as usual."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()

