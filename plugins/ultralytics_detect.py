@@ -168,6 +168,8 @@ class UltralyticsDetector:
         converted = []
         for result in results:
             found = sv.Detections.from_ultralytics(result)
+            height, width = result.orig_shape
+            found.xyxy = np.clip(found.xyxy, 0, [width, height, width, height])  # RT-DETR boxes may overhang
             names = found.data.get("class_name", np.array([self.class_names[int(c)] for c in found.class_id]))
             converted.append(
                 [
