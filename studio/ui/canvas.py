@@ -60,6 +60,7 @@ class ClickTool(Protocol):
 HIT_TOLERANCE_PX = 6.0
 """How close (in screen pixels) a click must be to a vertex or line to grab it, whatever the zoom."""
 MIN_ZOOM, MAX_ZOOM = 0.02, 64.0
+DRAFT_COLOR = QColor("#ffd400")
 
 
 def rgb_array(image: QImage) -> np.ndarray:
@@ -203,7 +204,7 @@ class DraftItem(QGraphicsItem):
             painter.drawEllipse(QPointF(x, y), 5 / scale, 5 / scale)
         if not self.points:
             return
-        pen = QPen(QColor("#ffd400"), 2.0, Qt.PenStyle.DashLine)
+        pen = QPen(DRAFT_COLOR, 2.0, Qt.PenStyle.DashLine)
         pen.setCosmetic(True)
         painter.setPen(pen)
         painter.setBrush(Qt.BrushStyle.NoBrush)
@@ -213,7 +214,7 @@ class DraftItem(QGraphicsItem):
             return
         trail = self.points + ([self.cursor] if self.cursor is not None else [])
         painter.drawPolyline(_polygon(trail))
-        painter.setBrush(QBrush(QColor("#ffd400")))
+        painter.setBrush(QBrush(DRAFT_COLOR))
         for x, y in self.points:
             painter.drawEllipse(QPointF(x, y), 3.5 / scale, 3.5 / scale)
 
@@ -505,15 +506,27 @@ class Canvas(QGraphicsView):
             self._brush_mask = np.zeros(self.image_size, np.uint8)
             self._brush_target = None
         self._last_brush_point = point
+        self.draft.mask_image = _mask_image(self._brush_mask.astype(bool), DRAFT_COLOR)
         self._stroke(point)
 
     def _stroke(self, point: Point) -> None:
+        """Paint into the mask, then refresh only the patch of the preview the segment touched: converting
+        the whole mask on every mouse move would lag on large photographs."""
         assert self._brush_mask is not None and self._last_brush_point is not None
-        shape_edit.paint_stroke(
-            self._brush_mask, self._last_brush_point, point, radius=self.brush_radius, value=self.tool == "brush"
-        )
+        assert self.draft.mask_image is not None
+        start = self._last_brush_point
+        shape_edit.paint_stroke(self._brush_mask, start, point, radius=self.brush_radius, value=self.tool == "brush")
         self._last_brush_point = point
-        self.draft.mask_image = _mask_image(self._brush_mask.astype(bool), QColor("#ffd400"))
+        h, w = self.image_size
+        pad = int(self.brush_radius) + 2
+        x0, x1 = max(0, int(min(start[0], point[0])) - pad), min(w, int(max(start[0], point[0])) + pad + 1)
+        y0, y1 = max(0, int(min(start[1], point[1])) - pad), min(h, int(max(start[1], point[1])) + pad + 1)
+        if x1 > x0 and y1 > y0:
+            patch = _mask_image(self._brush_mask[y0:y1, x0:x1].astype(bool), DRAFT_COLOR)
+            painter = QPainter(self.draft.mask_image)
+            painter.setCompositionMode(QPainter.CompositionMode.CompositionMode_Source)  # erasing clears pixels
+            painter.drawImage(x0, y0, patch)
+            painter.end()
         self.draft.update()
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
