@@ -292,3 +292,38 @@ def test_question_mark_opens_the_shortcut_cheat_sheet(make_window, qtbot):
     [table] = [t for t in window.findChildren(QTableWidget) if t.isVisible()]
     rows = {table.item(row, 1).text(): table.item(row, 0).text() for row in range(table.rowCount())}
     assert rows["Next image"] == "D" and rows["Previous image"] == "A" and rows["Hide shapes"] == "H"
+
+
+def test_view_keys_hide_shapes_fit_and_show_pixels_one_to_one(make_window, qtbot):
+    window = make_window()
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))
+    window.set_tool("select")
+    [item] = window.canvas.items_by_id.values()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_H)
+    assert not item.isVisible()
+    qtbot.keyClick(window.canvas, Qt.Key.Key_H)
+    assert item.isVisible()
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert window.canvas.zoom() == pytest.approx(1.0)
+    assert window.zoom_label.text() == "100 %"
+    qtbot.keyClick(window.canvas, Qt.Key.Key_F)
+    viewport = window.canvas.viewport().rect()
+    fitted = window.canvas.zoom()
+    assert min(viewport.width() / 160, viewport.height() / 120) == pytest.approx(fitted, rel=0.05)
+
+
+def test_tags_caption_and_review_state_are_saved_from_the_image_panel(make_window):
+    window = make_window()
+    panel = window.tags_panel
+    panel.tags.setText("outdoor, blurry ,")
+    panel.tags.editingFinished.emit()
+    panel.caption.setPlainText("a noisy test image")
+    panel.save_caption.click()
+    panel.review.setCurrentIndex(panel.review.findData("done"))
+    panel.review.activated.emit(panel.review.currentIndex())
+    with Project.open(window.project.root) as project:
+        media = project.get_media(window.media.id)
+        assert project.tags(media.id) == ["blurry", "outdoor"]
+        assert (media.caption, media.review_state) == ("a noisy test image", "done")
