@@ -228,6 +228,14 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["info", target, "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == counts
 
+    document = json.loads((tmp_path / "coco" / "annotations.json").read_text())
+    document["annotations"][0]["category_id"] = 99
+    partly_bad = tmp_path / "partly_bad.json"
+    partly_bad.write_text(json.dumps(document))
+    assert main(["import", target, "--format", "coco", str(partly_bad), "--run", "r", "--skip-bad"]) == 0
+    captured = capsys.readouterr()
+    assert "unknown category_id 99" in captured.err and "imported 4 annotations" in captured.out
+
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True) | st.text(max_size=5),

@@ -132,7 +132,7 @@ def test_ultralytics_trains_one_epoch_on_export(project: Project, tmp_path: Path
 
 
 def _plain_folder(tmp_path: Path, lines: dict[str, str]) -> Path:
-    folder = tmp_path / "plain"
+    folder = tmp_path / "images" / "plain"  # an `images` folder above a plain dataset must not matter
     for i, name in enumerate(("a", "b")):
         write_noise_image(folder / f"{name}.jpg", seed=i)
     (folder / "classes.txt").write_text("cat\ndog\n")

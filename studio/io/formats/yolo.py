@@ -43,9 +43,10 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
         root, names = path, _names_from_classes_txt(path)
         image_files = _images_under(path)
         label_folders = [path]
+    label_of = _label_path if yaml_path is not None else _label_beside
     problems: list[str] = []
-    images = [_read_image(image, root, names, problems, skip_bad) for image in image_files]
-    expected = {_label_path(image) for image in image_files} | {root / CLASSES_TXT}
+    images = [_read_image(image, label_of(image), root, names, problems, skip_bad) for image in image_files]
+    expected = {label_of(image) for image in image_files} | {root / CLASSES_TXT}
     for folder in label_folders:
         for orphan in sorted(set(folder.rglob("*.txt")) - expected):
             skip_or_raise(problems, f"{_shown(orphan, root)}: label file without an image", skip_bad)
@@ -149,8 +150,7 @@ def _images_listed(list_file: Path) -> list[Path]:
 
 
 def _label_path(image: Path) -> Path:
-    """ultralytics' rule (img2label_paths): the last /images/ becomes /labels/, the suffix .txt;
-    in a plain folder (no images/ in the path) the label sits beside the image."""
+    """ultralytics' rule (img2label_paths): the last /images/ becomes /labels/, the suffix .txt."""
     parts = image.parts
     if "images" in parts[:-1]:
         at = len(parts) - 2 - parts[-2::-1].index("images")
@@ -158,8 +158,13 @@ def _label_path(image: Path) -> Path:
     return image.with_suffix(".txt")
 
 
+def _label_beside(image: Path) -> Path:
+    """A plain folder's rule: x.jpg's labels are x.txt next to it."""
+    return image.with_suffix(".txt")
+
+
 def _read_image(
-    image: Path, root: Path, names: list[str], problems: list[str], skip_bad: bool
+    image: Path, label_file: Path, root: Path, names: list[str], problems: list[str], skip_bad: bool
 ) -> DatasetImage | None:
     shown = _shown(image, root)
     try:
@@ -168,7 +173,6 @@ def _read_image(
         skip_or_raise(problems, str(exc), skip_bad)
         return None
     result = DatasetImage(shown, info.width, info.height)
-    label_file = _label_path(image)
     if not label_file.is_file():
         return result  # no label file: an image without objects, as ultralytics reads it
     try:
