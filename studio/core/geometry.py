@@ -7,6 +7,8 @@ tools people check them against.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -115,7 +117,8 @@ def area(shape: Shape) -> float:
 def iou(a: Shape, b: Shape, size: ImageSize | None = None) -> float:
     """Intersection over union. Two boxes need no size; any other pair is compared as pixel masks."""
     if isinstance(a, Box) and isinstance(b, Box):
-        return float(mask_utils.iou([list(a.bbox())], [list(b.bbox())], [0])[0][0])
+        value = float(mask_utils.iou([list(a.bbox())], [list(b.bbox())], [0])[0][0])
+        return 0.0 if math.isnan(value) else value  # NaN: boxes so small their areas underflow to 0
     if size is None:
         if isinstance(a, Mask):
             size = a.size

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
 from pycocotools import mask as mask_utils
@@ -36,17 +36,21 @@ def _points(raw: Iterable[Sequence[float]], what: str, minimum: int) -> tuple[Po
 def _finite_floats(values: tuple[Any, ...], what: str) -> tuple[float, ...]:
     """Numbers of any numeric type (numpy's included) as floats; InvalidShapeError for the rest."""
     try:
-        floats = tuple(float(v) for v in values if not isinstance(v, (str, bytes, bool)))
+        floats = tuple(map(float, values))
     except (TypeError, ValueError):
         floats = ()
-    if len(floats) != len(values) or not all(math.isfinite(v) for v in floats):
+    if (
+        len(floats) != len(values)
+        or not all(map(math.isfinite, floats))
+        or any(isinstance(v, (str, bytes, bool)) for v in values)  # float() would accept "1" and True
+    ):
         raise InvalidShapeError(f"{what} must be finite numbers, got {values}")
     return floats
 
 
 def _coerce_fields(shape: Any, what: str) -> tuple[float, ...]:
     """Make every field of a frozen numeric shape a finite float, in place; returns the values."""
-    names = tuple(f.name for f in fields(shape))
+    names = type(shape).__slots__  # the fields, in order; dataclasses.fields() costs 10x more per shape
     values = _finite_floats(tuple(getattr(shape, name) for name in names), what)
     for name, value in zip(names, values, strict=True):
         object.__setattr__(shape, name, value)

@@ -179,3 +179,9 @@ def test_clip_to_image_and_is_inside() -> None:
     assert geometry.is_inside(polygon, SIZE)
     mask = Mask(SIZE, geometry.encode_mask(np.zeros(SIZE, bool)).counts)
     assert geometry.is_inside(mask, SIZE) and not geometry.is_inside(mask, (10, 10))
+
+
+def test_iou_of_boxes_too_small_to_have_an_area_is_zero_not_nan() -> None:
+    """Found by hypothesis: pycocotools divides by an area that underflowed to 0."""
+    tiny = Box(5.76e-207, 5.76e-207, 1.15e-206, 1.15e-206)
+    assert geometry.iou(tiny, tiny) == 0.0
