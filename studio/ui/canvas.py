@@ -107,7 +107,6 @@ class AnnotationItem(QGraphicsItem):
 
     def __init__(self, annotation: Annotation, color: str, style: Style) -> None:
         super().__init__()
-        self.annotation = annotation
         self.shape_ = annotation.shape
         self.color = QColor(color)
         self.style = style

@@ -62,7 +62,6 @@ class Job(QObject):
         self.signals.finished.connect(self._on_finished)
         self.signals.failed.connect(self._on_failed)
         self.dialog.canceled.connect(self._on_cancel)
-        self.running = True
 
     def start(self) -> Job:
         QThreadPool.globalInstance().start(self.worker)
@@ -89,6 +88,5 @@ class Job(QObject):
         QMessageBox.warning(self.parent(), self.title, message)  # type: ignore[arg-type]
 
     def _close(self) -> None:
-        self.running = False
         self.dialog.reset()
         self.dialog.close()
