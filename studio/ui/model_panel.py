@@ -1,0 +1,268 @@
+"""The model dock: pick a detector and its settings, run it on the current image, the selection, everything or
+a video's every N-th frame, with a progress bar, ETA and Cancel. The run itself is `run_detection`, the
+same function `studio predict` calls, on a worker thread; the window hears `run_finished(run_id)`.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.errors import StudioError
+from studio.db.project import Project
+from studio.jobs.predict import parse_frame_range, run_detection
+from studio.jobs.runner import format_eta
+from studio.models.device import DEVICE_CHOICES
+from studio.models.protocols import PluginSpec
+from studio.models.registry import all_plugins, broken_plugins
+
+SCOPES = ("current image", "selection", "all media")
+
+
+class _Signals(QObject):
+    progress = Signal(int, int, float)
+    """done, total, eta seconds (-1 while unknown)."""
+    finished = Signal(object)
+    failed = Signal(str)
+
+
+class _DetectionWorker(QRunnable):
+    """Runs `run_detection(**arguments)` off the UI thread; results come back through queued signals."""
+
+    def __init__(self, project: Project, arguments: dict[str, Any]) -> None:
+        super().__init__()
+        self.project = project
+        self.arguments = arguments
+        self.signals = _Signals()
+        self.cancelled = False
+
+    def run(self) -> None:
+        def progress(done: int, total: int, eta: float | None) -> None:
+            self.signals.progress.emit(done, total, -1.0 if eta is None else eta)
+
+        try:
+            run = run_detection(self.project, progress=progress, cancel=lambda: self.cancelled, **self.arguments)
+        except StudioError as exc:
+            self.signals.failed.emit(str(exc))
+        except Exception as exc:  # a bug: report it rather than let the worker thread die silently
+            traceback.print_exc()
+            self.signals.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
+        else:
+            self.signals.finished.emit(run)
+
+
+class ModelPanel(QDockWidget):
+    """Self-contained dock; the window tells it what is shown (`set_current`) and selected (`set_selection`)."""
+
+    run_finished = Signal(int)
+    """Id of a run that completed or was cancelled (its predictions are stored)."""
+    run_failed = Signal(str)
+
+    def __init__(self, project: Project, parent: QWidget | None = None) -> None:
+        super().__init__("Model", parent)
+        self.setObjectName("model_panel")
+        self.project = project
+        self.current_media: int | None = None
+        self.selection: list[int] = []
+        self.worker: _DetectionWorker | None = None
+        self.specs: list[PluginSpec] = all_plugins(task="detect")
+
+        self.plugin = QComboBox()
+        for spec in self.specs:
+            self.plugin.addItem(spec.title, spec.id)
+        broken = broken_plugins()
+        self.plugin.setToolTip("\n".join(f"{name}: {error}" for name, error in broken.items()) or "detector plugins")
+        self.weights = QLineEdit()
+        self.weights.setPlaceholderText("default weights, an official name, or a file")
+        self.browse = QPushButton("Browse…")
+        self.device = QComboBox()
+        self.device.addItems(list(DEVICE_CHOICES))
+        self.conf = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, value=0.25, decimals=2)
+        self.iou = QDoubleSpinBox(minimum=0.0, maximum=1.0, singleStep=0.05, value=0.7, decimals=2)
+        self.classes = QLineEdit()
+        self.scope = QComboBox()
+        self.scope.addItems(list(SCOPES))
+        self.every = QSpinBox(minimum=1, maximum=10_000, value=1)
+        self.frames = QLineEdit()
+        self.frames.setPlaceholderText("all frames, or A:B")
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+        self.progress = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        weights_row = QHBoxLayout()
+        weights_row.addWidget(self.weights, 1)
+        weights_row.addWidget(self.browse)
+        form = QFormLayout()
+        form.addRow("Model", self.plugin)
+        form.addRow("Weights", weights_row)
+        form.addRow("Device", self.device)
+        form.addRow("Confidence", self.conf)
+        form.addRow("IoU", self.iou)
+        form.addRow("Classes", self.classes)
+        form.addRow("Run on", self.scope)
+        form.addRow("Video: every", self.every)
+        form.addRow("Video: frames", self.frames)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+        self.setWidget(body)
+
+        self.plugin.currentIndexChanged.connect(self._on_plugin_changed)
+        self.browse.clicked.connect(self.choose_weights_file)
+        self.run_button.clicked.connect(self.start)
+        self.cancel_button.clicked.connect(self.cancel)
+        self._on_plugin_changed()
+
+    # ---- what the window tells the panel -----------------------------------------------------------
+
+    def set_current(self, media_id: int | None) -> None:
+        self.current_media = media_id
+
+    def set_selection(self, media_ids: Sequence[int]) -> None:
+        self.selection = list(media_ids)
+
+    # ---- settings ------------------------------------------------------------------------------------
+
+    def spec(self) -> PluginSpec | None:
+        index = self.plugin.currentIndex()
+        return self.specs[index] if 0 <= index < len(self.specs) else None
+
+    @Slot()
+    def _on_plugin_changed(self) -> None:
+        spec = self.spec()
+        self.run_button.setEnabled(spec is not None)
+        if spec is None:
+            self.status.setText("no detector plugin is installed")
+            return
+        self.weights.setEnabled(spec.needs_weights)
+        self.browse.setEnabled(spec.needs_weights)
+        prompt = bool(spec.options.get("text_prompt"))
+        self.classes.setPlaceholderText("text prompt, e.g. person, red car" if prompt else "all classes, or a, b")
+        default = spec.options.get("default_classes")
+        self.classes.setText(", ".join(default) if default and not self.classes.text() else self.classes.text())
+
+    @Slot()
+    def choose_weights_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Weights file", "", "Model weights (*.pt *.pth *.onnx *.yaml);;All files (*)"
+        )
+        if path:
+            self.weights.setText(path)
+
+    def media_ids(self) -> list[int] | None:
+        """The media the chosen scope covers (None: all of them)."""
+        scope = self.scope.currentText()
+        if scope == "current image":
+            if self.current_media is None:
+                raise StudioError("no image is shown; open one or choose another scope")
+            return [self.current_media]
+        if scope == "selection":
+            if not self.selection:
+                raise StudioError("nothing is selected in the media list")
+            return list(self.selection)
+        return None
+
+    def arguments(self) -> dict[str, Any]:
+        """The `run_detection` keyword arguments the form describes."""
+        spec = self.spec()
+        if spec is None:
+            raise StudioError("no detector plugin is installed")
+        classes = [c.strip() for c in self.classes.text().split(",") if c.strip()] or None
+        frames = self.frames.text().strip()
+        return {
+            "plugin_id": spec.id,
+            "weights": (self.weights.text().strip() or None) if spec.needs_weights else None,
+            "device": self.device.currentText(),
+            "media_ids": self.media_ids(),
+            "every_n": self.every.value(),
+            "frame_range": parse_frame_range(frames) if frames else None,
+            "conf": self.conf.value(),
+            "iou": self.iou.value(),
+            "classes": classes,
+        }
+
+    # ---- running -----------------------------------------------------------------------------------
+
+    @Slot()
+    def start(self) -> None:
+        if self.worker is not None:
+            return
+        try:
+            arguments = self.arguments()
+        except StudioError as exc:
+            self._on_failed(str(exc))
+            return
+        self.worker = _DetectionWorker(self.project, arguments)
+        self.worker.signals.progress.connect(self._on_progress)
+        self.worker.signals.finished.connect(self._on_finished)
+        self.worker.signals.failed.connect(self._on_failed)
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress.setRange(0, 0)  # busy until the model has loaded and the first batch is done
+        self.status.setText(f"loading {arguments['plugin_id']}…")
+        QThreadPool.globalInstance().start(self.worker)
+
+    @Slot()
+    def cancel(self) -> None:
+        if self.worker is not None:
+            self.worker.cancelled = True
+            self.status.setText("cancelling after the current batch…")
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None
+
+    @Slot(int, int, float)
+    def _on_progress(self, done: int, total: int, eta: float) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        self.status.setText(f"{done}/{total} images, {format_eta(None if eta < 0 else eta)} left")
+
+    @Slot(object)
+    def _on_finished(self, run: Any) -> None:
+        self._reset()
+        per_image = run.stats.get("seconds_per_image")
+        speed = f", {per_image:.2f} s/image" if per_image else ""
+        self.status.setText(f"{run.name}: {run.status}, {run.stats.get('predictions', 0)} predictions{speed}")
+        self.run_finished.emit(run.id)
+
+    @Slot(str)
+    def _on_failed(self, message: str) -> None:
+        self._reset()
+        self.status.setText(message)
+        self.run_failed.emit(message)
+
+    def _reset(self) -> None:
+        self.worker = None
+        self.run_button.setEnabled(self.spec() is not None)
+        self.cancel_button.setEnabled(False)
+        self.progress.setRange(0, 1)
+        self.progress.setValue(0)

@@ -1,0 +1,277 @@
+"""The runs dock: every model run with a visibility check box and a colour, a score threshold slider, and
+accepting predictions into the human annotations (one, all above the threshold, one class), undoable.
+
+Accepting is `studio.jobs.accept.accept_predictions`, the same service `studio accept` uses; an undo deletes
+exactly what it added (and a redo puts the same rows back under their ids).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal, Slot
+from PySide6.QtGui import QColor, QIcon, QPixmap, QUndoCommand, QUndoStack
+from PySide6.QtWidgets import (
+    QColorDialog,
+    QComboBox,
+    QDockWidget,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QVBoxLayout,
+    QWidget,
+)
+
+from studio.core.types import PALETTE, Annotation, ModelRun
+from studio.db.project import Project
+from studio.jobs.accept import accept_predictions, undo_accept
+
+COLORS_SETTING = "run_colors"
+"""Project setting: {run id (as text): "#rrggbb"}, so a run keeps its colour across sessions."""
+SLIDER_STEPS = 100
+
+
+def _swatch(color: str) -> QIcon:
+    pixmap = QPixmap(14, 14)
+    pixmap.fill(QColor(color))
+    return QIcon(pixmap)
+
+
+class AcceptPredictions(QUndoCommand):
+    """Accept predictions on the first redo; undo deletes them; a later redo restores the same rows."""
+
+    def __init__(self, project: Project, run_id: int, text: str, **filters: object) -> None:
+        super().__init__(text)
+        self.project = project
+        self.run_id = run_id
+        self.filters = filters
+        self.accepted: list[Annotation] | None = None
+
+    def redo(self) -> None:
+        if self.accepted is None:
+            self.accepted = accept_predictions(self.project, self.run_id, **self.filters)  # type: ignore[arg-type]
+        else:
+            self.project.add_annotations(self.accepted)
+
+    def undo(self) -> None:
+        undo_accept(self.project, self.accepted or [])
+
+
+class RunsPanel(QDockWidget):
+    """Self-contained dock over a Project; call `refresh()` after a run was added (e.g. on `run_finished`)."""
+
+    visibility_changed = Signal()
+    """Which runs are shown changed: re-read `visible_runs()`."""
+    threshold_changed = Signal(int, float)
+    """A run's lowest shown score changed (run id, threshold)."""
+    color_changed = Signal(int, str)
+    annotations_changed = Signal()
+    """Human annotations were added or removed by an accept (or its undo/redo)."""
+
+    def __init__(self, project: Project, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
+        super().__init__("Runs", parent)
+        self.setObjectName("runs_panel")
+        self.project = project
+        self.undo_stack = undo_stack or QUndoStack(self)
+        self.thresholds: dict[int, float] = {}
+        self.selected_annotations: list[int] = []
+
+        self.list = QListWidget()
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, SLIDER_STEPS)
+        self.threshold_label = QLabel("score ≥ 0.00")
+        self.class_choice = QComboBox()
+        self.accept_one = QPushButton("Accept selected")
+        self.accept_above = QPushButton("Accept all ≥ threshold")
+        self.accept_class = QPushButton("Accept class ≥ threshold")
+        self.undo_button = QPushButton("Undo")
+        self.color_button = QPushButton("Colour…")
+        self.delete_button = QPushButton("Delete run")
+
+        threshold_row = QHBoxLayout()
+        threshold_row.addWidget(self.slider, 1)
+        threshold_row.addWidget(self.threshold_label)
+        class_row = QHBoxLayout()
+        class_row.addWidget(self.class_choice, 1)
+        class_row.addWidget(self.accept_class)
+        run_row = QHBoxLayout()
+        run_row.addWidget(self.color_button)
+        run_row.addWidget(self.delete_button)
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        layout.addWidget(self.list, 1)
+        layout.addLayout(run_row)
+        layout.addLayout(threshold_row)
+        layout.addWidget(self.accept_one)
+        layout.addWidget(self.accept_above)
+        layout.addLayout(class_row)
+        layout.addWidget(self.undo_button)
+        self.setWidget(body)
+
+        self.list.itemChanged.connect(self._on_item_changed)
+        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.slider.valueChanged.connect(self._on_slider)
+        self.accept_one.clicked.connect(self.accept_selected)
+        self.accept_above.clicked.connect(self.accept_above_threshold)
+        self.accept_class.clicked.connect(self.accept_chosen_class)
+        self.undo_button.clicked.connect(self.undo_stack.undo)
+        self.color_button.clicked.connect(self.choose_color)
+        self.delete_button.clicked.connect(self.delete_current_run)
+        self.undo_stack.indexChanged.connect(lambda _index: self.annotations_changed.emit())
+        self.refresh()
+
+    # ---- the list of runs --------------------------------------------------------------------------
+
+    def colors(self) -> dict[int, str]:
+        stored = self.project.get_setting(COLORS_SETTING, {}) or {}
+        return {run.id: stored.get(str(run.id), PALETTE[(run.id * 3) % len(PALETTE)]) for run in self.project.runs()}
+
+    @Slot()
+    def refresh(self) -> None:
+        """Re-list the runs, keeping which are visible and which is current."""
+        visible = set(self.visible_runs())
+        current = self.current_run_id()
+        colors = self.colors()
+        self.list.blockSignals(True)
+        self.list.clear()
+        for run in reversed(self.project.runs()):  # newest first
+            count = run.stats.get("predictions", 0)
+            item = QListWidgetItem(_swatch(colors[run.id]), f"{run.name}  ({run.status}, {count})")
+            item.setData(Qt.ItemDataRole.UserRole, run.id)
+            item.setToolTip(self._describe(run))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Checked if run.id in visible else Qt.CheckState.Unchecked)
+            self.list.addItem(item)
+            if run.id == current:
+                self.list.setCurrentItem(item)
+        self.list.blockSignals(False)
+        self._on_current_changed()
+
+    @staticmethod
+    def _describe(run: ModelRun) -> str:
+        lines = [f"plugin: {run.plugin}", f"weights: {run.weights or 'default'}", f"device: {run.device}"]
+        lines += [f"{key}: {value}" for key, value in run.params.items() if value is not None]
+        if run.stats.get("seconds_per_image"):
+            lines.append(f"{run.stats['seconds_per_image']:.3f} s/image")
+        if run.stats.get("error"):
+            lines.append(f"error: {run.stats['error']}")
+        return "\n".join(lines)
+
+    def _items(self) -> list[QListWidgetItem]:
+        return [self.list.item(i) for i in range(self.list.count())]
+
+    def visible_runs(self) -> list[int]:
+        return [i.data(Qt.ItemDataRole.UserRole) for i in self._items() if i.checkState() == Qt.CheckState.Checked]
+
+    def set_visible(self, run_id: int, visible: bool) -> None:
+        for item in self._items():
+            if item.data(Qt.ItemDataRole.UserRole) == run_id:
+                item.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
+
+    def current_run_id(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
+
+    def threshold(self, run_id: int) -> float:
+        return self.thresholds.get(run_id, 0.0)
+
+    @Slot(QListWidgetItem)
+    def _on_item_changed(self, _item: QListWidgetItem) -> None:
+        self.visibility_changed.emit()
+
+    @Slot()
+    def _on_current_changed(self, *_args: object) -> None:
+        run_id = self.current_run_id()
+        has_run = run_id is not None
+        for widget in (self.slider, self.accept_above, self.accept_class, self.color_button, self.delete_button):
+            widget.setEnabled(has_run)
+        self.accept_one.setEnabled(has_run and bool(self.selected_annotations))
+        self.class_choice.clear()
+        if run_id is None:
+            return
+        counts = self.project.label_counts(run_id)
+        for label in self.project.labels():
+            if counts.get(label.id):
+                self.class_choice.addItem(_swatch(label.color), f"{label.name} ({counts[label.id]})", label.id)
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(self.threshold(run_id) * SLIDER_STEPS))
+        self.slider.blockSignals(False)
+        self.threshold_label.setText(f"score ≥ {self.threshold(run_id):.2f}")
+
+    @Slot(int)
+    def _on_slider(self, value: int) -> None:
+        run_id = self.current_run_id()
+        if run_id is None:
+            return
+        self.thresholds[run_id] = value / SLIDER_STEPS
+        self.threshold_label.setText(f"score ≥ {self.thresholds[run_id]:.2f}")
+        self.threshold_changed.emit(run_id, self.thresholds[run_id])
+
+    @Slot()
+    def choose_color(self) -> None:
+        run_id = self.current_run_id()
+        if run_id is None:
+            return
+        chosen = QColorDialog.getColor(QColor(self.colors()[run_id]), self, "Run colour")
+        if chosen.isValid():
+            self.set_color(run_id, chosen.name())
+
+    def set_color(self, run_id: int, color: str) -> None:
+        stored = dict(self.project.get_setting(COLORS_SETTING, {}) or {})
+        stored[str(run_id)] = color
+        self.project.set_setting(COLORS_SETTING, stored)
+        self.refresh()
+        self.color_changed.emit(run_id, color)
+
+    @Slot()
+    def delete_current_run(self) -> None:
+        run_id = self.current_run_id()
+        if run_id is None:
+            return
+        self.project.delete_run(run_id)
+        self.undo_stack.clear()  # accepts of the deleted run can no longer be redone faithfully
+        self.refresh()
+        self.visibility_changed.emit()
+
+    # ---- accepting ---------------------------------------------------------------------------------
+
+    def set_selected_annotations(self, annotation_ids: Sequence[int]) -> None:
+        """The canvas selection (prediction ids of the current run are what "Accept selected" takes)."""
+        self.selected_annotations = list(annotation_ids)
+        self.accept_one.setEnabled(self.current_run_id() is not None and bool(self.selected_annotations))
+
+    def _accept(self, text: str, **filters: object) -> list[Annotation]:
+        run_id = self.current_run_id()
+        if run_id is None:
+            return []
+        command = AcceptPredictions(self.project, run_id, text, **filters)
+        self.undo_stack.push(command)
+        return command.accepted or []
+
+    @Slot()
+    def accept_selected(self) -> list[Annotation]:
+        run_id = self.current_run_id()
+        if run_id is None:
+            return []
+        mine = {a.id for a in self.project.annotations(source=run_id)}
+        chosen = [i for i in self.selected_annotations if i in mine]
+        return self._accept("Accept prediction", annotation_ids=chosen) if chosen else []
+
+    @Slot()
+    def accept_above_threshold(self) -> list[Annotation]:
+        run_id = self.current_run_id()
+        threshold = self.threshold(run_id) if run_id is not None else 0.0
+        return self._accept(f"Accept predictions ≥ {threshold:.2f}", min_score=threshold)
+
+    @Slot()
+    def accept_chosen_class(self) -> list[Annotation]:
+        run_id = self.current_run_id()
+        label_id = self.class_choice.currentData()
+        if run_id is None or label_id is None:
+            return []
+        return self._accept(
+            f"Accept {self.class_choice.currentText()}", min_score=self.threshold(run_id), label_ids=[label_id]
+        )
