@@ -327,3 +327,16 @@ def test_tags_caption_and_review_state_are_saved_from_the_image_panel(make_windo
         media = project.get_media(window.media.id)
         assert project.tags(media.id) == ["blurry", "outdoor"]
         assert (media.caption, media.review_state) == ("a noisy test image", "done")
+
+
+def test_a_missing_image_file_shows_a_placeholder_and_a_message_and_still_takes_shapes(make_window, qtbot, tmp_path):
+    root = make_project(tmp_path / "missing", images=2)
+    (root / "media" / "img1.jpg").unlink()
+    window = make_window(root)
+    window.browser.select_next()
+    qtbot.waitUntil(lambda: "img1.jpg" in window.statusBar().currentMessage(), timeout=5000)
+    assert window.media.name == "img1.jpg"
+    assert (window.canvas.image.width(), window.canvas.image.height()) == (160, 120)
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (50, 50))
+    assert len(stored(window)) == 1
