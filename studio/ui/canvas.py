@@ -43,8 +43,10 @@ from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, Rota
 from studio.core.types import Annotation
 from studio.ui import shape_edit
 
-Tool = Literal["select", "box", "polygon", "polyline", "points", "brush", "eraser", "segment"]
-TOOLS: tuple[Tool, ...] = ("select", "box", "polygon", "polyline", "points", "brush", "eraser", "segment")
+Tool = Literal["select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment"]
+TOOLS: tuple[Tool, ...] = (
+    "select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment",
+)
 
 
 class ClickTool(Protocol):
@@ -449,7 +451,7 @@ class Canvas(QGraphicsView):
             return
         if self.tool == "select":
             self._press_select(point, event.modifiers())
-        elif self.tool == "box":
+        elif self.tool in ("box", "rotated_box"):
             self.draft.points, self.draft.closed = [point, point], True
         elif self.tool in ("polygon", "polyline"):
             self._press_polyline(point)
@@ -541,7 +543,7 @@ class Canvas(QGraphicsView):
         point = self._inside(raw)
         if self._drag is not None and event.buttons() & Qt.MouseButton.LeftButton:
             self._drag_to(point)
-        elif self.tool == "box" and self.draft.points:
+        elif self.tool in ("box", "rotated_box") and self.draft.points:
             self.draft.points[1] = point
         elif self.tool in ("polygon", "polyline") and self.draft.points:
             self.draft.cursor = point
@@ -577,11 +579,15 @@ class Canvas(QGraphicsView):
             moved = drag.get("moved")
             if moved is not None and moved != drag["shape"]:
                 self.shape_edited.emit(drag["id"], clip_to_image(moved, self.image_size))
-        elif self.tool == "box" and len(self.draft.points) == 2:
+        elif self.tool in ("box", "rotated_box") and len(self.draft.points) == 2:
             (x1, y1), (x2, y2) = self.draft.points
             self.cancel_draft()
             if abs(x2 - x1) >= 2 and abs(y2 - y1) >= 2:  # a click is not a box
-                self.shape_drawn.emit(Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2)))
+                box = Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+                if self.tool == "rotated_box":  # drawn upright; turned afterwards by its rotation handle
+                    self.shape_drawn.emit(RotatedBox((x1 + x2) / 2, (y1 + y2) / 2, box.width, box.height, 0.0))
+                else:
+                    self.shape_drawn.emit(box)
         elif self._brush_mask is not None:
             mask, target = self._brush_mask, self._brush_target
             self.cancel_draft()

@@ -63,6 +63,7 @@ FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a
 TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "select": ("V", "Select, move and edit shapes"),
     "box": ("R", "Box: drag a rectangle"),
+    "rotated_box": ("T", "Rotated box: drag a rectangle, then turn it by the handle on its top edge"),
     "polygon": ("P", "Polygon: click vertices, Space/Enter or the first point closes"),
     "polyline": ("L", "Polyline: click points, Enter or double-click finishes"),
     "points": ("O", "Points: click to place a keypoint"),
@@ -212,7 +213,7 @@ class MainWindow(QMainWindow):
         self.tool_actions: dict[Tool, QAction] = {}
         for tool in TOOLS:
             key, tip = TOOL_KEYS[tool]
-            action = self._action(tool.capitalize(), lambda t=tool: self.set_tool(t), key, tip)
+            action = self._action(tool.replace("_", " ").capitalize(), lambda t=tool: self.set_tool(t), key, tip)
             action.setCheckable(True)
             self.tool_group.addAction(action)
             tools_bar.addAction(action)

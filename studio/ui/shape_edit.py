@@ -17,7 +17,9 @@ from studio.core.geometry import decode_mask, encode_mask
 from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, RotatedBox, Shape
 
 Handle = tuple[int, int]
-"""(part, index) of a draggable point: a polygon's ring and vertex, a box corner (0..3), a keypoint."""
+"""(part, index) of a draggable point: a polygon's ring and vertex, a box corner (0..3), a keypoint;
+a rotated box has its corners (0..3) and, at the middle of its top edge, the rotation handle (4)."""
+ROTATION_HANDLE = 4
 
 
 def handles(shape: Shape) -> list[tuple[Handle, Point]]:
@@ -27,6 +29,10 @@ def handles(shape: Shape) -> list[tuple[Handle, Point]]:
         return [((0, i), corner) for i, corner in enumerate(corners)]
     if isinstance(shape, Polygon):
         return [((part, i), p) for part, ring in enumerate(shape.parts) for i, p in enumerate(ring)]
+    if isinstance(shape, RotatedBox):
+        corners = shape.corners()
+        top_middle = ((corners[0][0] + corners[1][0]) / 2, (corners[0][1] + corners[1][1]) / 2)
+        return [((0, i), corner) for i, corner in enumerate(corners)] + [((0, ROTATION_HANDLE), top_middle)]
     if isinstance(shape, (Points, Polyline)):
         return [((0, i), p) for i, p in enumerate(shape.points)]
     return []
@@ -54,6 +60,8 @@ def move_handle(shape: Shape, handle: Handle, x: float, y: float) -> Shape:
         rings = [list(ring) for ring in shape.parts]
         rings[part][index] = (x, y)
         return Polygon(rings)
+    if isinstance(shape, RotatedBox):
+        return _move_rotated_handle(shape, index, x, y)
     if isinstance(shape, Points):
         points = list(shape.points)
         points[index] = (x, y)
@@ -63,6 +71,23 @@ def move_handle(shape: Shape, handle: Handle, x: float, y: float) -> Shape:
         points[index] = (x, y)
         return Polyline(points)
     return shape
+
+
+def _move_rotated_handle(box: RotatedBox, index: int, x: float, y: float) -> RotatedBox:
+    """Turn the box (rotation handle: it points at the cursor) or resize it keeping the opposite corner
+    and the angle, with the sizes measured along the box's own axes."""
+    if index == ROTATION_HANDLE:
+        # the top-edge middle sits at -90 degrees from the centre when the box is not turned (y down)
+        angle = math.degrees(math.atan2(y - box.cy, x - box.cx)) + 90.0
+        return RotatedBox(box.cx, box.cy, box.w, box.h, (angle + 180.0) % 360.0 - 180.0)
+    ox, oy = box.corners()[(index + 2) % 4]
+    rad = math.radians(box.angle)
+    cos, sin = math.cos(rad), math.sin(rad)
+    local_x = (x - ox) * cos + (y - oy) * sin  # the cursor in the box's frame, from the fixed corner
+    local_y = -(x - ox) * sin + (y - oy) * cos
+    cx = ox + (local_x * cos - local_y * sin) / 2
+    cy = oy + (local_x * sin + local_y * cos) / 2
+    return RotatedBox(cx, cy, abs(local_x), abs(local_y), box.angle)
 
 
 def translate(shape: Shape, dx: float, dy: float) -> Shape:

@@ -340,3 +340,20 @@ def test_a_missing_image_file_shows_a_placeholder_and_a_message_and_still_takes_
     window.set_tool("box")
     drag(window.canvas, (10, 10), (50, 50))
     assert len(stored(window)) == 1
+
+
+def test_a_rotated_box_is_drawn_upright_then_turned_by_its_handle(make_window):
+    from studio.core.shapes import RotatedBox
+
+    window = make_window()
+    window.set_tool("rotated_box")
+    drag(window.canvas, (40, 40), (120, 80))
+    [ann] = stored(window)
+    assert isinstance(ann.shape, RotatedBox) and ann.shape.angle == 0
+    window.set_tool("select")
+    click(window.canvas, (80, 60))
+    top_middle = (ann.shape.cx, ann.shape.cy - ann.shape.h / 2)
+    drag(window.canvas, top_middle, (ann.shape.cx + 50, ann.shape.cy))
+    turned = stored(window)[0].shape
+    assert turned.angle == pytest.approx(90, abs=3)
+    assert (turned.w, turned.h) == (ann.shape.w, ann.shape.h)

@@ -71,3 +71,22 @@ def test_paint_then_erase_a_stroke():
 def test_moving_a_rotated_box_keeps_its_size_and_angle():
     moved = shape_edit.translate(RotatedBox(10, 10, 8, 4, 30), 5, -2)
     assert moved == RotatedBox(15, 8, 8, 4, 30)
+
+
+def test_rotation_handle_turns_a_rotated_box_towards_the_cursor():
+    box = RotatedBox(50, 50, 40, 20, 0)
+    handle = shape_edit.handle_at(box, 50, 40, tolerance=1)  # the middle of the top edge
+    assert handle == (0, shape_edit.ROTATION_HANDLE)
+    turned = shape_edit.move_handle(box, handle, 80, 50)  # pull it to the right: a quarter turn clockwise
+    assert turned.angle == pytest.approx(90)
+    assert (turned.cx, turned.cy, turned.w, turned.h) == (50, 50, 40, 20)
+
+
+def test_resizing_a_turned_box_keeps_its_angle_and_opposite_corner():
+    box = RotatedBox(50, 50, 40, 20, 30)
+    fixed = box.corners()[2]
+    corner = box.corners()[0]
+    resized = shape_edit.move_handle(box, (0, 0), corner[0] - 5, corner[1] - 5)
+    assert resized.angle == 30
+    assert resized.corners()[2] == pytest.approx(fixed)
+    assert resized.w * resized.h > box.w * box.h
