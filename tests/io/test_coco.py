@@ -191,6 +191,28 @@ def test_bad_file_fails_whole_or_skips_bad_items(
         assert report.skipped and re.search(message, report.skipped[0])  # a duplicate id also orphans its annotation
 
 
+@pytest.mark.parametrize(
+    "segmentation",
+    [
+        {"size": [48, 64], "counts": [2**70]},
+        {"size": [48, 64], "counts": [-5, 3077]},
+        {"size": [-48, 64], "counts": [3072]},
+        {"size": [1e30, 64], "counts": [3072]},
+        {"size": [48, 64], "counts": [100]},
+        {"size": [48, 64], "counts": "\u00ff"},
+        {"size": [24, 64], "counts": [1536]},
+        [[1, 2, 3, 4, 5, "x"]],
+        [[1, 2]],
+    ],
+)
+def test_malformed_segmentation_is_a_format_error(tmp_path: Path, segmentation: object) -> None:
+    doc = _valid_document(make_images(tmp_path))
+    doc["annotations"][0]["segmentation"] = segmentation
+    (tmp_path / "instances.json").write_text(json.dumps(doc))
+    with pytest.raises(FormatError, match="instances.json: annotation 1"):
+        coco.read(tmp_path / "instances.json")
+
+
 def test_truncated_json_names_the_file(project: Project, tmp_path: Path) -> None:
     path = tmp_path / "instances.json"
     path.write_text(json.dumps(_valid_document(make_images(tmp_path)))[:-25])

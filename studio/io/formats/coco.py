@@ -91,6 +91,25 @@ def _image_root(json_path: Path, first_image: str | None) -> Path:
     return folder
 
 
+def _json_number(value: Any, what: str) -> float:
+    """A finite JSON number: a string or a boolean is an error here, though Python's float() takes them."""
+    if isinstance(value, (str, bool)):
+        raise FormatError(f"{what}: expected a number, got {value!r}")
+    return number(value, what)
+
+
+def _checked_rle(rle: dict[str, Any], where: str) -> dict[str, Any]:
+    """The RLE's size and uncompressed counts checked before pycocotools sees them: it overflows (a
+    C error, not a ValueError) on negative or huge numbers."""
+    size = rle.get("size")
+    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and 0 < v < 2**31 for v in size)):
+        raise FormatError(f"{where}: RLE size must be [height, width] of positive integers, got {size!r:.60}")
+    counts = rle.get("counts")
+    if isinstance(counts, list) and not all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**32 for v in counts):
+        raise FormatError(f"{where}: uncompressed RLE counts must be non-negative integers")
+    return rle
+
+
 def _as_int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
         raise FormatError(f"{what}: expected an integer, got {value!r}")
@@ -209,7 +228,7 @@ class _Reader:
         self, item: dict[str, Any], where: str, label: str, size: tuple[int, int] | None
     ) -> DatasetAnnotation:
         shape = _shape(item, where, size)
-        score = number(item["score"], f"{where} score") if item.get("score") is not None else None
+        score = _json_number(item["score"], f"{where} score") if item.get("score") is not None else None
         attributes = item.get("attributes", {})
         if not isinstance(attributes, dict):
             raise FormatError(f"{where}: attributes must be an object, got {type(attributes).__name__}")
@@ -231,20 +250,20 @@ def _shape(item: dict[str, Any], where: str, size: tuple[int, int] | None) -> Sh
             return shape_from_json(item["studio_shape"])
         segmentation = item.get("segmentation")
         if isinstance(segmentation, dict):
-            mask = geometry.mask_from_rle(segmentation)
+            mask = geometry.mask_from_rle(_checked_rle(segmentation, where))
             if size is not None and mask.size != size:
                 raise FormatError(f"{where}: mask size {list(mask.size)} differs from its image's {list(size)} (h, w)")
             return mask
         if isinstance(segmentation, list) and segmentation:
             if not all(isinstance(part, list) for part in segmentation):
                 raise FormatError(f"{where}: segmentation must be a list of [x, y, ...] lists or an RLE object")
-            return Polygon.from_flat([[number(v, f"{where} segmentation") for v in part] for part in segmentation])
+            return Polygon.from_flat([[_json_number(v, f"{where} segmentation") for v in part] for part in segmentation])
         if segmentation not in (None, []):
             raise FormatError(f"{where}: segmentation must be polygon lists or an RLE object, got {segmentation!r:.60}")
         bbox = item.get("bbox")
         if not isinstance(bbox, list) or len(bbox) != 4:
             raise FormatError(f"{where}: needs a bbox [x, y, width, height] or a segmentation, got bbox {bbox!r:.60}")
-        return Box.from_xywh(*(number(v, f"{where} bbox") for v in bbox))
+        return Box.from_xywh(*(_json_number(v, f"{where} bbox") for v in bbox))
     except InvalidShapeError as exc:
         raise FormatError(f"{where}: {exc}") from None
 
