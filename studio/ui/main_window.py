@@ -220,6 +220,8 @@ class MainWindow(QMainWindow):
             edit.addAction(action)
             self.tool_actions[tool] = action
         self.tool_actions["select"].setChecked(True)
+        self.segmenter_menu = edit.addMenu("Se&gmenter")
+        self.segmenter_menu.aboutToShow.connect(self._fill_segmenter_menu)  # plugins are found only when asked
         self.brush_size = QSpinBox(minimum=1, maximum=200, value=8, suffix=" px", toolTip="Brush radius ([ and ])")
         self.brush_size.valueChanged.connect(lambda v: setattr(self.canvas, "brush_radius", float(v)))
         tools_bar.addSeparator()
@@ -310,9 +312,7 @@ class MainWindow(QMainWindow):
         self.project = project
         self.media = None
         self.undo_stack.clear()
-        if self.segment_tool is not None:  # it holds the previous project
-            self.segment_tool.deleteLater()
-            self.segment_tool = self.canvas.click_tool = None
+        self._drop_segment_tool()  # it holds the previous project
         self.setWindowTitle(f"Studio — {project.root.name}")
         app_settings.update(last_project=str(project.root))
         self.recent_labels = [i for i in project.get_setting(RECENT_LABELS_KEY, []) if isinstance(i, int)]
@@ -568,6 +568,32 @@ class MainWindow(QMainWindow):
         self._segmenter_loading = True
         job = self.run_job(f"Loading {plugin_id}…", load, lambda model: self._segmenter_ready(plugin_id, model))
         job.failed.connect(lambda _message: setattr(self, "_segmenter_loading", False))
+
+    def _fill_segmenter_menu(self) -> None:
+        """Segmentation plugins; those whose weights are not downloaded are listed but disabled."""
+        from studio.models.registry import all_plugins, weights_status
+
+        current = str(self._require().get_setting(SEGMENTER_KEY, DEFAULT_SEGMENTER)) if self.project else None
+        self.segmenter_menu.clear()
+        for spec in all_plugins("segment"):
+            ready = not spec.needs_weights or any(w["downloaded"] for w in weights_status(spec)["weights"])
+            action = self.segmenter_menu.addAction(spec.title if ready else f"{spec.title} (weights not downloaded)")
+            action.setCheckable(True)
+            action.setChecked(spec.id == current)
+            action.setEnabled(ready and self.project is not None)
+            action.triggered.connect(lambda _checked=False, plugin_id=spec.id: self.set_segmenter(plugin_id))
+
+    def set_segmenter(self, plugin_id: str) -> None:
+        """Use another segmentation plugin for the S tool (remembered by the project)."""
+        self._require().set_setting(SEGMENTER_KEY, plugin_id)
+        self._drop_segment_tool()
+        if self.canvas.tool == "segment":
+            self._start_segmenting()
+
+    def _drop_segment_tool(self) -> None:
+        if self.segment_tool is not None:
+            self.segment_tool.deleteLater()
+            self.segment_tool = self.canvas.click_tool = None
 
     def _segmenter_ready(self, plugin_id: str, segmenter: Any) -> None:
         self._segmenter_loading = False

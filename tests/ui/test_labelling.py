@@ -357,3 +357,14 @@ def test_a_rotated_box_is_drawn_upright_then_turned_by_its_handle(make_window):
     turned = stored(window)[0].shape
     assert turned.angle == pytest.approx(90, abs=3)
     assert (turned.w, turned.h) == (ann.shape.w, ann.shape.h)
+
+
+def test_segmenter_menu_offers_plugins_that_can_run_and_remembers_the_choice(make_window):
+    window = make_window()
+    window.segmenter_menu.aboutToShow.emit()
+    actions = {action.text(): action for action in window.segmenter_menu.actions()}
+    grabcut = next(action for text, action in actions.items() if "GrabCut" in text)
+    assert grabcut.isEnabled() and grabcut.isChecked()
+    assert all(not action.isEnabled() for text, action in actions.items() if "weights not downloaded" in text)
+    window.set_segmenter("grabcut")
+    assert window.project.get_setting("ui.segmenter") == "grabcut"
