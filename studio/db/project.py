@@ -408,10 +408,17 @@ class Project:
                 raise NotFoundError(f"no label with id {label_id}")
 
     def label_counts(self, source: Source = "human") -> dict[int, int]:
-        """Annotations per label id for a source."""
-        query = select(AnnotationRow.label_id, func.count(AnnotationRow.id)).group_by(AnnotationRow.label_id)
+        """Annotations per label id for a source (labels without any are left out)."""
+        count = func.count(AnnotationRow.id)
+        if source == "human":
+            # counted with FILTER, not WHERE: "run_id IS NULL" matches most rows, and as a WHERE it made
+            # SQLite sort them all for the GROUP BY instead of reading the (label_id, run_id) index in order
+            count = count.filter(AnnotationRow.run_id.is_(None))
+        query = select(AnnotationRow.label_id, count).group_by(AnnotationRow.label_id)
+        if isinstance(source, int):
+            query = query.where(AnnotationRow.run_id == source)
         with self._session() as s:
-            return dict(s.execute(self._filter_source(query, source)).all())  # type: ignore[arg-type]
+            return {label_id: n for label_id, n in s.execute(query).all() if n}
 
     # ---- annotations -------------------------------------------------------------------------------
 
@@ -624,8 +631,10 @@ class Project:
     def counts(self) -> dict[str, int]:
         """What `studio info --json` prints: media, annotations (human), labels, runs, predictions."""
         with self._session() as s:
-            human = s.scalar(select(func.count(AnnotationRow.id)).where(AnnotationRow.run_id.is_(None))) or 0
-            total = s.scalar(select(func.count(AnnotationRow.id))) or 0
+            # one pass over the small (label_id, run_id) index counts both
+            total, human = s.execute(
+                select(func.count(AnnotationRow.id), func.count(AnnotationRow.id).filter(AnnotationRow.run_id.is_(None)))
+            ).one()
             return {
                 "media": s.scalar(select(func.count(MediaRow.id))) or 0,
                 "annotations": human,

@@ -104,8 +104,12 @@ class AnnotationRow(Base):
     __tablename__ = "annotations"
     __table_args__ = (
         Index("ix_annotations_media_frame", "media_id", "frame"),
-        Index("ix_annotations_run", "run_id"),
-        Index("ix_annotations_label", "label_id"),
+        # run first: "human annotations (run_id IS NULL) of this image" is what the window asks most; on an
+        # index of run_id alone SQLite scanned every human annotation for it (0.5 s at 1M). label_id
+        # answers "images with this label" from the index alone.
+        Index("ix_annotations_run_media", "run_id", "media_id", "frame", "label_id"),
+        # counts per label of a source, and the project's counts, read this small index in order
+        Index("ix_annotations_label_run", "label_id", "run_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -59,7 +59,7 @@ def _migrate_to(db: Path, revision: str) -> None:
     engine.dispose()
 
 
-def test_a_project_at_the_first_revision_opens_and_keeps_its_data(tmp_path: Path) -> None:
+def test_a_project_at_the_first_revision_is_upgraded_on_open_and_keeps_its_data(tmp_path: Path) -> None:
     root = tmp_path / "old"
     root.mkdir()
     _migrate_to(root / "studio.db", "0001")
@@ -69,6 +69,9 @@ def test_a_project_at_the_first_revision_opens_and_keeps_its_data(tmp_path: Path
     with Project.open(root) as project:
         assert [label.name for label in project.labels()] == ["cat"]
         assert migrate.current_revision(project.engine) == migrate.SCHEMA_HEAD
+        with project.engine.connect() as conn:  # upgraded, it is exactly a new project's schema
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        assert diff == []
 
 
 def test_an_empty_database_file_is_upgraded_on_open(tmp_path: Path) -> None:
