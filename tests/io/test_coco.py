@@ -105,6 +105,23 @@ def test_results_file_resolves_through_remembered_ids(project: Project, tmp_path
     assert [p[0] for p in predictions[images[1].name]] == ["bike"]
 
 
+def test_category_ids_survive_import_and_export(project: Project, tmp_path: Path) -> None:
+    images = make_images(tmp_path / "data")
+    doc = {
+        "images": [{"id": 5, "file_name": images[0].name, "width": 64, "height": 48}],
+        "categories": [{"id": 90, "name": "toothbrush"}, {"id": 1, "name": "person"}, {"id": 44, "name": "bottle"}],
+        "annotations": [{"id": 1, "image_id": 5, "category_id": 44, "bbox": [1, 2, 3, 4]},
+                        {"id": 2, "image_id": 5, "category_id": 1, "bbox": [5, 6, 7, 8]}],
+    }
+    (tmp_path / "data" / "gt.json").write_text(json.dumps(doc))
+    import_dataset(project, "coco", tmp_path / "data" / "gt.json")
+    project.ensure_label("new label")
+    export_dataset(project, "coco", tmp_path / "out", copy_images=False)
+    exported = json.loads((tmp_path / "out" / "annotations.json").read_text())
+    assert {c["name"]: c["id"] for c in exported["categories"]} == {"person": 1, "bottle": 44, "new label": 45}
+    assert sorted(a["category_id"] for a in exported["annotations"]) == [1, 44]
+
+
 def test_results_on_exported_dataset_use_media_ids(project: Project, exported: Path, tmp_path: Path) -> None:
     api = COCO(str(exported))
     first = api.loadAnns(api.getAnnIds())[0]

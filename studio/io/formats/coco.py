@@ -275,12 +275,12 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
     """OUT/annotations.json, and the images under OUT/images/ when `copy_images`.
 
     Image ids are the images' `source_id` (Studio's media ids) where set and unique, else new numbers;
-    category ids count from 1 in `dataset.labels` order. Both are recorded on the dataset
-    (`source_id`, `label_ids`) so the caller can remember them.
+    category ids are those in `dataset.label_ids` where given, else count up in `dataset.labels` order.
+    Both are recorded on the dataset (`source_id`, `label_ids`) so the caller can remember them.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    dataset.label_ids = {name: index for index, name in enumerate(dataset.labels, 1)}
+    _assign_label_ids(dataset)
     _assign_image_ids(dataset.images)
     images_json: list[dict[str, Any]] = []
     annotations_json: list[dict[str, Any]] = []
@@ -315,6 +315,21 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
             write_image(image, destination)
             files.append(destination)
     return files
+
+
+def _assign_label_ids(dataset: Dataset) -> None:
+    """Category ids: those given in `label_ids` (remembered from an imported file) where distinct, the
+    next free numbers for the rest in label order; categories are listed by id."""
+    given: dict[str, int] = {}
+    for name in dataset.labels:
+        category_id = dataset.label_ids.get(name)
+        if isinstance(category_id, int) and category_id > 0 and category_id not in given.values():
+            given[name] = category_id
+    next_id = max(given.values(), default=0) + 1
+    for name in dataset.labels:
+        if name not in given:
+            given[name], next_id = next_id, next_id + 1
+    dataset.label_ids = dict(sorted(given.items(), key=lambda item: item[1]))
 
 
 def _assign_image_ids(images: list[DatasetImage]) -> None:

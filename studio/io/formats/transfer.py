@@ -299,6 +299,9 @@ def export_dataset(
     if isinstance(source, str) and source not in ("human", "all"):
         source = project.find_run(source).id
     dataset = build_dataset(project, source=source, labels=labels, cancel=cancel)  # type: ignore[arg-type]
+    # labels keep the ids they had in this format's files (COCO category ids), where remembered
+    remembered = {name: int(number) for number, name in _FormatIds.load(project, format_name).labels.items()}
+    dataset.label_ids = {name: remembered[name] for name in dataset.labels if name in remembered}
     files = write(dataset, Path(out), copy_images=copy_images)
     if dataset.label_ids:
         _remember_export_ids(project, format_name, dataset)
