@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QInputDialog,
     QLabel,
     QMainWindow,
+    QMenu,
     QMessageBox,
     QSlider,
     QSpinBox,
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.annotations_panel = AnnotationsPanel()
         self.properties_panel = PropertiesPanel()
         self.tags_panel = TagsPanel()
+        self.panels_menu = QMenu("&Panels", self)
         self._build_docks()
         self._build_actions()
         self._build_status_bar()
@@ -134,23 +136,25 @@ class MainWindow(QMainWindow):
 
     # ---- construction ------------------------------------------------------------------------------
 
-    def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+    def add_dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        """Dock a panel (the runs and model panels use this too); View > Panels shows or hides it."""
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setWidget(widget)
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(area, dock)
+        self.panels_menu.addAction(dock.toggleViewAction())
         return dock
 
     def _build_docks(self) -> None:
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self._dock("Media", self.browser, left)
-        self.video_dock = self._dock("Video", self.video_controls, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.add_dock("Media", self.browser, left)
+        self.video_dock = self.add_dock("Video", self.video_controls, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.video_dock.hide()
-        labels = self._dock("Labels", self.labels_panel, right)
-        annotations = self._dock("Annotations", self.annotations_panel, right)
-        properties = self._dock("Properties", self.properties_panel, right)
-        tags = self._dock("Image", self.tags_panel, right)
+        labels = self.add_dock("Labels", self.labels_panel, right)
+        annotations = self.add_dock("Annotations", self.annotations_panel, right)
+        properties = self.add_dock("Properties", self.properties_panel, right)
+        tags = self.add_dock("Image", self.tags_panel, right)
         self.tabifyDockWidget(properties, tags)
         properties.raise_()
         self.resizeDocks([labels, annotations, properties], [260, 240, 260], Qt.Orientation.Vertical)
@@ -253,9 +257,7 @@ class MainWindow(QMainWindow):
             action.setCheckable(True)
             action.setData(name)
             self.theme_group.addAction(action)
-        view.addSeparator()
-        for dock in self.findChildren(QDockWidget):
-            view.addAction(dock.toggleViewAction())
+        view.addMenu(self.panels_menu)
 
         help_menu = bar.addMenu("&Help")
         cheat_sheet = self._action("&Keyboard shortcuts", self.shortcuts_dialog, "?")
