@@ -15,6 +15,7 @@ import pytest
 from conftest import write_image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from PIL import Image
 
 from studio.cli.main import main
 from studio.core import geometry
@@ -97,17 +98,18 @@ VOC_SHAPES: dict[str, list[tuple[str, Shape, dict[str, Any]]]] = {
         ("cat", Box(1.5, 2.25, 30.125, 40.0), {"difficult": True, "pose": "Left", "colour": "grey", "verified": False}),
         ("dog", Box(0.0, 0.0, 64.0, 48.0), {"truncated": True, "occluded": True}),
     ],
-    "b/img1.jpg": [("dog", Polygon([[(10, 10), (30, 12), (20, 40)]]), {})],
+    "b/img1.jpg": [("dog", Polygon([[(10, 10), (30, 12), (20, 40)]]), {}), ("cat", Box(40, 2, 60, 20), {})],
     "b/empty.jpg": [],
 }
 
 
-def test_round_trip_keeps_boxes_and_attributes(project: Project, tmp_path: Path) -> None:
+def test_round_trip_keeps_boxes_regions_and_attributes(project: Project, tmp_path: Path) -> None:
     add_annotated(project, tmp_path / "src", VOC_SHAPES)
     second = round_trip(project, "voc", tmp_path)
     after = snapshot(second)
     expected = snapshot(project)
-    expected["img1.jpg"] = [("dog", Box(10, 10, 30, 40), None, {})]  # VOC holds a polygon as its box
+    dog = VOC_SHAPES["b/img1.jpg"][0][1]  # a polygon comes back as its pixels, from SegmentationObject
+    expected["img1.jpg"] = [("cat", Box(40, 2, 60, 20), None, {}), ("dog", geometry.encode_mask(geometry.rasterize(dog, (HEIGHT, WIDTH))), None, {})]
     assert_same(expected, after)
     third = round_trip(second, "voc", tmp_path)
     assert_same(after, snapshot(third))
@@ -125,6 +127,14 @@ def test_export_layout(project: Project, tmp_path: Path) -> None:
     xml = (tmp_path / "out/Annotations/img0.xml").read_text()
     # 1-based inclusive pixel indices: x1=1.5 -> xmin 2.5, x2=64 -> xmax 64
     assert "<xmin>2.5</xmin>" in xml and "<xmax>64</xmax>" in xml and "<difficult>1</difficult>" in xml
+    assert "<segmented>0</segmented>" in xml  # boxes only
+    segmented = (tmp_path / "out/Annotations/img1.xml").read_text()
+    assert "<segmented>1</segmented>" in segmented and "<xmin>11</xmin><ymin>11</ymin><xmax>30</xmax><ymax>40</ymax>" in segmented.replace("\n", "").replace(" ", "")
+    assert (tmp_path / "out/ImageSets/Segmentation/default.txt").read_text() == "img1\n"
+    with Image.open(tmp_path / "out/SegmentationObject/img1.png") as png:
+        assert png.mode == "P" and png.getpalette()[3:6] == [128, 0, 0]  # VOC's colour for object 1
+        objects = np.asarray(png)
+    assert set(np.unique(objects)) == {0, 1}  # the dog (object 1) only: the cat is a box
 
 
 @pytest.mark.parametrize("format_name", ["voc", "labelme", "cvat"])
@@ -183,6 +193,11 @@ def voc_folder(tmp_path: Path) -> Path:
     (root / "Annotations/000001.xml").write_text(_voc_xml("000001.jpg", _voc_object("bird", (5, 5, 6, 6), "<truncated>0</truncated>")))
     (root / "ImageSets/Main").mkdir(parents=True)
     (root / "ImageSets/Main/train.txt").write_text("000000\n000001\n")
+    objects = np.zeros((HEIGHT, WIDTH), np.uint8)
+    objects[5:20, 3:12] = 255  # VOC2012 draws a void border around each object
+    objects[6:19, 4:11] = 1  # the person, object 1
+    (root / "SegmentationObject").mkdir()
+    Image.fromarray(objects).save(root / "SegmentationObject/000000.png")
     return root
 
 
@@ -192,16 +207,19 @@ def test_hand_written_devkit_folder(project: Project, voc_folder: Path) -> None:
     report = import_dataset(project, "voc", voc_folder)
     assert (report.images, report.images_added, report.annotations) == (2, 2, 3)
     anns = snapshot(project)
-    assert anns["000000.jpg"] == [
-        ("car", Box(9, 9, 64, 48), None, {}),
-        ("person", Box(0, 1, 30, 40), None, {"difficult": True, "pose": "Frontal"}),
-    ]
+    person = anns["000000.jpg"][1]
+    assert anns["000000.jpg"][0] == ("car", Box(9, 9, 64, 48), None, {})
+    assert person[0] == "person" and person[3] == {"difficult": True, "pose": "Frontal"}
+    assert isinstance(person[1], Mask) and np.argwhere(geometry.decode_mask(person[1])).min(axis=0).tolist() == [6, 4]
+    assert geometry.area(person[1]) == 13 * 7  # the void border is not the person's
     assert anns["000001.jpg"] == [("bird", Box(4, 4, 6, 6), None, {})]
 
 
 def test_boxes_agree_with_supervision(voc_folder: Path) -> None:
     import supervision as sv
 
+    for png in (voc_folder / "SegmentationObject").iterdir():  # compare the <bndbox> convention alone
+        png.unlink()
     reference = sv.DetectionDataset.from_pascal_voc(str(voc_folder / "JPEGImages"), str(voc_folder / "Annotations"))
     ours = {image.file_name: image for image in voc.read(voc_folder).images}
     for path, _, detections in reference:
@@ -267,6 +285,25 @@ def test_bad_file_changes_nothing_and_names_the_file(project: Project, voc_folde
 
     report = import_dataset(project, "voc", voc_folder, skip_bad=True)
     assert report.annotations == 3 and len(report.skipped) == 1 and message in report.skipped[0]
+
+
+@pytest.mark.parametrize(
+    ("pixels", "message"),
+    [
+        (np.zeros((HEIGHT, WIDTH, 3), np.uint8), "expected an indexed (palette) PNG"),
+        (np.zeros((10, 10), np.uint8), "10x10 but the XML says 64x48"),
+        (None, "not a readable PNG"),
+    ],
+)
+def test_bad_segmentation_png_changes_nothing(project: Project, voc_folder: Path, pixels: np.ndarray | None, message: str) -> None:
+    png = voc_folder / "SegmentationObject/000000.png"
+    if pixels is None:
+        png.write_bytes(b"\x89PNG truncated")
+    else:
+        Image.fromarray(pixels).save(png)
+    with pytest.raises(FormatError, match="000000.png") as error:
+        import_dataset(project, "voc", voc_folder)
+    assert message in str(error.value) and project.counts()["annotations"] == 0
 
 
 def test_skip_bad_keeps_the_good_objects_of_a_file(project: Project, voc_folder: Path) -> None:

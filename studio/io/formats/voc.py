@@ -12,7 +12,11 @@ Detections, which have no place for difficult/truncated/occluded/pose or other a
 names instead of keeping first-seen order, reads every image to learn its size, and rounds boxes on
 export. Here the XML is parsed with defusedxml directly and each bad object is reported by file and index.
 
-Non-box shapes are exported as their bounding boxes: VOC detection files only have boxes.
+Regions. Polygons, rotated boxes and masks are written as their bounding boxes (all VOC detection tools
+read) and also painted into SegmentationObject/<id>.png, VOC's instance segmentation: a palette PNG whose
+pixel value i marks the i-th <object> of the XML (0 background, 255 void). On import an object with
+pixels there becomes a Mask; others stay boxes. Where regions overlap, the later object keeps the
+pixels, and objects after the 254th of an image stay boxes (the PNG holds one byte per pixel).
 """
 
 from __future__ import annotations
@@ -21,8 +25,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
 
+import numpy as np
+
+from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError
-from studio.core.shapes import Box
+from studio.core.shapes import Box, Mask, Polygon, RotatedBox
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -43,14 +50,19 @@ _FLAGS = ("difficult", "truncated", "occluded")
 """0/1 object flags of VOC; stored as attributes only when set, as absent means 0 for VOC tools."""
 _DEFAULT_POSE = "Unspecified"
 _STANDARD = {*_FLAGS, "pose", "score"}
+_MAX_OBJECTS = 254
+"""Object indexes a SegmentationObject PNG can hold (one byte a pixel; 0 is background, 255 void)."""
 
 
 def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     """A VOC folder (Annotations/ + JPEGImages/, or XMLs beside their images) or one XML file."""
     xml_files, xml_root, image_root = _locate(Path(path))
+    segmentation_root = xml_root.parent / "SegmentationObject" if xml_root.name == "Annotations" else None
     return collect_images(
         xml_files,
-        lambda xml_path, problems: _read_file(xml_path, xml_path.parent.relative_to(xml_root), problems, skip_bad=skip_bad),
+        lambda xml_path, problems: _read_file(
+            xml_path, xml_path.parent.relative_to(xml_root), problems, skip_bad=skip_bad, segmentation_root=segmentation_root
+        ),
         image_root=image_root,
         skip_bad=skip_bad,
     )
@@ -71,7 +83,9 @@ def _locate(path: Path) -> tuple[list[Path], Path, Path]:
     return xml_files, xml_root, image_root
 
 
-def _read_file(xml_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
+def _read_file(
+    xml_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool, segmentation_root: Path | None
+) -> DatasetImage:
     root = parse_xml(xml_path)
     if root.tag != "annotation":
         raise FormatError(f"{xml_path}: not a Pascal VOC file (root element <{root.tag}>, expected <annotation>)")
@@ -85,12 +99,18 @@ def _read_file(xml_path: Path, sub_folder: Path, problems: list[str], *, skip_ba
         height = int(number(_text(size, "height"), f"{xml_path}: <size><height>")) or None
         if min(width or 0, height or 0) < 0:
             raise FormatError(f"{xml_path}: negative image <size> {width}x{height}")
+    png = None if segmentation_root is None else segmentation_root / sub_folder / f"{xml_path.stem}.png"
+    objects = _read_segmentation(png, (height, width) if width and height else None) if png and png.is_file() else None
     annotations = []
     for index, obj in enumerate(root.findall("object")):
         try:
-            annotations.append(_read_object(obj, f"{xml_path}: object {index}", (height, width) if width and height else None))
+            ann = _read_object(obj, f"{xml_path}: object {index}", (height, width) if width and height else None)
         except FormatError as exc:
             skip_or_raise(problems, str(exc), skip_bad)
+            continue
+        if objects is not None and (pixels := objects == index + 1).any():
+            ann.shape = geometry.encode_mask(pixels)
+        annotations.append(ann)
     return DatasetImage((sub_folder / file_name).as_posix(), width, height, annotations)
 
 
@@ -124,6 +144,22 @@ def _read_object(obj: Element, where: str, size: tuple[int, int] | None) -> Data
     return DatasetAnnotation(label, shape, score, attributes)
 
 
+def _read_segmentation(png: Path, size: tuple[int, int] | None) -> np.ndarray:
+    """The object index of every pixel, from a SegmentationObject PNG (palette or grey values)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(png) as image:
+            if image.mode not in ("P", "L"):
+                raise FormatError(f"{png}: expected an indexed (palette) PNG of object numbers, got mode {image.mode}")
+            objects = np.asarray(image)
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise FormatError(f"{png}: not a readable PNG ({exc})") from None
+    if size is not None and objects.shape != size:
+        raise FormatError(f"{png}: {objects.shape[1]}x{objects.shape[0]} but the XML says {size[1]}x{size[0]}")
+    return objects
+
+
 def _text(element: Element, tag: str) -> str:
     child = element.find(tag)
     return (child.text or "").strip() if child is not None else ""
@@ -134,6 +170,7 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
     out = Path(out)
     written: list[Path] = []
     ids: list[str] = []  # VOC's image ids, in order, for ImageSets
+    segmented: list[str] = []
     taken: set[str] = set()
     for image in dataset.images:
         image_id = unique_stem(image.file_name, taken)
@@ -147,10 +184,56 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
         if copy_images:
             write_image(image, out / "JPEGImages" / image.file_name)
             written.append(out / "JPEGImages" / image.file_name)
-    image_set = out / "ImageSets" / "Main" / "default.txt"
-    image_set.parent.mkdir(parents=True, exist_ok=True)
-    image_set.write_text("".join(f"{image_id}\n" for image_id in ids), encoding="utf-8")
-    return [*written, image_set]
+        if _has_regions(image):
+            written.append(_write_segmentation(image, out / "SegmentationObject" / f"{image_id}.png"))
+            segmented.append(image_id)
+    for image_set, listed in (("Main", ids), ("Segmentation", segmented)):
+        if listed or image_set == "Main":
+            written.append(out / "ImageSets" / image_set / "default.txt")
+            written[-1].parent.mkdir(parents=True, exist_ok=True)
+            written[-1].write_text("".join(f"{image_id}\n" for image_id in listed), encoding="utf-8")
+    return written
+
+
+def _has_regions(image: DatasetImage) -> bool:
+    return image.width is not None and image.height is not None and any(
+        isinstance(ann.shape, (Polygon, RotatedBox, Mask)) for ann in image.annotations[:_MAX_OBJECTS]
+    )
+
+
+def _write_segmentation(image: DatasetImage, png: Path) -> Path:
+    """SegmentationObject PNG: pixel value i where the i-th object's region is, with VOC's palette."""
+    from PIL import Image
+
+    assert image.width is not None and image.height is not None  # _has_regions checked
+    objects = np.zeros((image.height, image.width), dtype=np.uint8)
+    for index, ann in enumerate(image.annotations[:_MAX_OBJECTS], 1):
+        if isinstance(ann.shape, (Polygon, RotatedBox, Mask)):
+            objects[geometry.rasterize(ann.shape, (image.height, image.width))] = index
+    png.parent.mkdir(parents=True, exist_ok=True)
+    picture = Image.fromarray(objects)
+    picture.putpalette(_VOC_PALETTE)  # makes it a palette ("P") image, as VOC's are
+    picture.save(png)
+    return png
+
+
+def _voc_palette() -> list[int]:
+    """The devkit's colour map (VOClabelcolormap.m): the bits of an index spread over R, G and B.
+
+    Written out here because no dependency ships it; it only makes the PNGs look like VOC's own.
+    """
+    palette = []
+    for index in range(256):
+        red = green = blue = 0
+        for bit in range(8):
+            red |= ((index >> (3 * bit)) & 1) << (7 - bit)
+            green |= ((index >> (3 * bit + 1)) & 1) << (7 - bit)
+            blue |= ((index >> (3 * bit + 2)) & 1) << (7 - bit)
+        palette += [red, green, blue]
+    return palette
+
+
+_VOC_PALETTE = _voc_palette()
 
 
 def _annotation_element(image: DatasetImage) -> Element:
@@ -162,7 +245,7 @@ def _annotation_element(image: DatasetImage) -> Element:
     SubElement(size, "width").text = str(image.width or 0)
     SubElement(size, "height").text = str(image.height or 0)
     SubElement(size, "depth").text = "3"
-    SubElement(root, "segmented").text = "0"
+    SubElement(root, "segmented").text = "1" if _has_regions(image) else "0"
     for ann in image.annotations:
         root.append(_object_element(ann))
     return root
