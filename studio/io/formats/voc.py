@@ -1,4 +1,4 @@
-"""Pascal VOC: one XML per image (Annotations/<id>.xml, images in JPEGImages/), boxes only.
+"""Pascal VOC: one XML per image (Annotations/<id>.xml, images in JPEGImages/, regions in SegmentationObject/).
 
 Coordinates. VOC's <bndbox> holds 1-based, inclusive pixel indices (the devkit's convention): the box
 covering pixels 0..9 of a row in Studio's corner frame (x1=0, x2=10) is written xmin=1, xmax=10. So
