@@ -61,11 +61,12 @@ class CompareOutcome:
 
     comparison: Comparison
     plots: list[Plot]
+    gt: Source
 
 
 def _compute(project: Project, runs: Sequence[Source], gt: Source, iou_type: str, conf: float) -> CompareOutcome:
     comparison = compare_runs(project, runs, gt=gt, iou_type=iou_type, conf=conf)  # type: ignore[arg-type]
-    return CompareOutcome(comparison, render_plots(comparison.results))
+    return CompareOutcome(comparison, render_plots(comparison.results), gt)
 
 
 def _number_item(value: float, text: str | None = None) -> QStandardItem:
@@ -118,10 +119,12 @@ class CompareWindow(QWidget):
         self.plots: list[Plot] = []
         self.current: ImageRow | None = None
         self.job: Job | None = None
+        self.busy = False
         self.views: list[CompareView] = []
         self.captions: list[QLabel] = []
         self.sync = ViewSync(self)
         self._build(iou_type)
+        self.gt_choice.setCurrentIndex(max(0, self.gt_choice.findData(gt)))
         for i in range(self.run_list.count()):
             item = self.run_list.item(i)
             item.setCheckState(Qt.CheckState.Checked if item.data(Qt.ItemDataRole.UserRole) in runs else Qt.CheckState.Unchecked)
@@ -139,6 +142,10 @@ class CompareWindow(QWidget):
             self.run_list.addItem(item)
         self.run_list.setMaximumHeight(90)
         self.run_list.itemChanged.connect(self._update_compare_button)
+        self.gt_choice = QComboBox()
+        self.gt_choice.addItem("human", "human")
+        for run in self.project.runs():
+            self.gt_choice.addItem(run.name, run.id)
         self.iou_type = QComboBox()
         self.iou_type.addItems(["bbox", "segm"])
         self.iou_type.setCurrentText(iou_type)
@@ -151,6 +158,8 @@ class CompareWindow(QWidget):
         self.status.setWordWrap(True)
 
         controls = QHBoxLayout()
+        controls.addWidget(QLabel("Truth"))
+        controls.addWidget(self.gt_choice)
         controls.addWidget(QLabel("IoU"))
         controls.addWidget(self.iou_type)
         controls.addStretch()
@@ -234,25 +243,32 @@ class CompareWindow(QWidget):
 
     def _update_compare_button(self, _item: object = None) -> None:
         count = len(self.checked_runs())
-        self.compare_button.setEnabled(2 <= count <= MAX_RUNS and (self.job is None or not self.job.running))
+        self.compare_button.setEnabled(2 <= count <= MAX_RUNS and not self.busy)
 
     def start(self) -> None:
         """Compare the ticked runs on a worker thread; the result is shown when it is ready."""
         runs = self.checked_runs()
-        project, gt, iou_type, conf = self.project, self.gt, self.iou_type.currentText(), self.conf
+        project, gt, iou_type, conf = self.project, self.gt_choice.currentData(), self.iou_type.currentText(), self.conf
 
         def work(_progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> Any:
             return _compute(project, runs, gt, iou_type, conf)
 
         self.status.setText("Comparing...")
+        self.busy = True
         self.job = Job(self, "Comparing runs", work)
         self.job.done.connect(self.show_outcome)
-        self.job.failed.connect(self.status.setText)
+        self.job.failed.connect(self._failed)
         self.job.start()
         self._update_compare_button()
 
+    def _failed(self, message: str) -> None:
+        self.busy = False
+        self.status.setText(message)
+        self._update_compare_button()
+
     def show_outcome(self, outcome: CompareOutcome) -> None:
-        self.comparison, self.plots = outcome.comparison, outcome.plots
+        self.busy = False
+        self.comparison, self.plots, self.gt = outcome.comparison, outcome.plots, outcome.gt
         results = outcome.comparison.results
         self.status.setText(
             f"{len(outcome.comparison.images)} images against {results[0].gt_name} ({results[0].data.iou_type}); "

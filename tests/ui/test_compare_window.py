@@ -16,6 +16,7 @@ from studio.core.shapes import Box
 from studio.core.types import Annotation
 from studio.db import Project
 from studio.io.media import add_paths
+from studio.ui.canvas import AnnotationItem
 from studio.ui.compare_window import CompareWindow
 
 WIDTH, HEIGHT = 160, 120
@@ -96,7 +97,7 @@ def test_worst_image_first_and_opens_in_labelling_canvas(compared: CompareWindow
     compared.worst_list.setCurrentRow(0)
     assert compared.worst_list.item(0).data(Qt.ItemDataRole.UserRole).name == "img1.png"
     assert compared.current is not None and compared.current.name == "img1.png"
-    items = [i for i in compared.views[1].scene().items() if hasattr(i, "annotation")]
+    items = [i for i in compared.views[1].scene().items() if isinstance(i, AnnotationItem)]
     assert len(items) == 3  # two ground-truth shapes and the poor run's false positive
     with qtbot.waitSignal(compared.open_media) as signal:
         compared._open_current()
