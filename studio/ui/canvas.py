@@ -291,14 +291,21 @@ class Canvas(QGraphicsView):
         self.brightness, self.contrast = brightness, contrast
         self._refresh_pixmap()
 
-    def set_annotations(self, annotations: list[Annotation], colors: dict[int, str]) -> None:
-        """Replace the shown annotations (already filtered by label/source visibility); keeps selection."""
+    def set_annotations(
+        self, annotations: list[Annotation], colors: dict[int, str], run_colors: dict[int, str] | None = None
+    ) -> None:
+        """Replace the shown annotations (already filtered by label/source visibility); keeps selection.
+
+        Human shapes take their label's colour (`colors` by label id); predictions their run's, when
+        `run_colors` (by run id) names one, so two models are told apart at a glance.
+        """
         for item in self.items_by_id.values():
             self.scene().removeItem(item)
         self.items_by_id = {}
         for ann in annotations:
             assert ann.id is not None
-            item = AnnotationItem(ann, colors.get(ann.label_id, "#ff00ff"), self.style_)
+            color = (run_colors or {}).get(ann.run_id) if ann.run_id is not None else None
+            item = AnnotationItem(ann, color or colors.get(ann.label_id, "#ff00ff"), self.style_)
             item.setVisible(self.shapes_visible)
             self.items_by_id[ann.id] = item
             self.scene().addItem(item)

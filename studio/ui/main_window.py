@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 from PySide6.QtCore import Qt, Signal
@@ -53,6 +53,10 @@ from studio.ui.media_browser import MediaBrowser
 from studio.ui.panels import AnnotationsPanel, LabelsPanel, PropertiesPanel, TagsPanel
 from studio.ui.sam_tool import SamTool
 from studio.ui.video_controls import VideoControls
+
+if TYPE_CHECKING:
+    from studio.ui.model_panel import ModelPanel
+    from studio.ui.runs_panel import RunsPanel
 
 FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a folder)
     "coco": ("COCO JSON", True),
@@ -105,7 +109,9 @@ class MainWindow(QMainWindow):
         self.annotations: list[Annotation] = []
         self.clipboard: list[Annotation] = []
         self.hidden_sources: set[str | int] = set()  # "human" or run ids
-        self.visible_runs: set[int] = set()
+        self.visible_runs: set[int] = set()  # mirrors the runs panel's check boxes
+        self.runs_panel: RunsPanel | None = None
+        self.model_panel: ModelPanel | None = None
         self.run_thresholds: dict[int, float] = {}  # run id -> lowest score shown
         self.last_drawing_tool: Tool = "box"
         self.jobs: list[Job] = []
@@ -319,6 +325,7 @@ class MainWindow(QMainWindow):
         app_settings.update(last_project=str(project.root))
         self.recent_labels = [i for i in project.get_setting(RECENT_LABELS_KEY, []) if isinstance(i, int)]
         self.browser.set_project(project)
+        self._install_model_docks(project)
         self.refresh_labels()
         self.current_label_id = self.recent_labels[0] if self.recent_labels else (self.labels[0].id if self.labels else None)
         self.refresh_labels()
@@ -381,6 +388,9 @@ class MainWindow(QMainWindow):
             self.video_controls.set_media(media, project.annotated_frames(media.id))
             self.video_controls.set_frame(self.frame)
         self.tags_panel.show_media(media, project.tags(media.id))
+        if self.model_panel is not None:
+            self.model_panel.set_current(media.id)
+            self.model_panel.set_selection([media.id])
         self.canvas.setFocus()
         self.frame_reader.request(project, media, self.frame)
 
@@ -426,7 +436,8 @@ class MainWindow(QMainWindow):
             shown += self.project.annotations(self.media.id, frame=self.frame, source=run_id, min_score=threshold)
         self.annotations = [ann for ann in shown if ann.label_id not in hidden_labels]
         colors = {label.id: label.color for label in self.labels}
-        self.canvas.set_annotations(self.annotations, colors)
+        run_colors = self.runs_panel.colors() if self.runs_panel is not None and self.visible_runs else {}
+        self.canvas.set_annotations(self.annotations, colors, run_colors)
         self.annotations_panel.set_annotations(self.annotations, self.label_map(), self.run_names())
         self.annotations_panel.select(self.canvas.selected_ids())
         self._show_properties()
@@ -523,6 +534,8 @@ class MainWindow(QMainWindow):
 
     def _on_canvas_selection(self, annotation_ids: list[int]) -> None:
         self.annotations_panel.select(annotation_ids)
+        if self.runs_panel is not None:
+            self.runs_panel.set_selected_annotations(annotation_ids)
         self._show_properties()
 
     def _show_properties(self) -> None:
@@ -738,14 +751,18 @@ class MainWindow(QMainWindow):
     # ---- sources -----------------------------------------------------------------------------------
 
     def refresh_runs(self) -> None:
-        """Re-list the model runs in View > Show sources (call after a run was added or deleted)."""
+        """Re-list the model runs in the runs panel and View > Show sources (after a run was added or deleted)."""
         runs = self._require().runs()
+        if self.runs_panel is not None:
+            self.runs_panel.refresh()
+            self.visible_runs = set(self.runs_panel.visible_runs())
         self.visible_runs &= {run.id for run in runs}
         self.sources_menu.clear()
         entries: list[tuple[str, str | int, bool]] = [("Human annotations", "human", "human" not in self.hidden_sources)]
         entries += [(f"Run {run.name}", run.id, run.id in self.visible_runs) for run in runs]
         for text, source, checked in entries:
             action = self.sources_menu.addAction(text)
+            action.setData(source)
             action.setCheckable(True)
             action.setChecked(checked)
             action.toggled.connect(lambda on, s=source: self.set_source_visible(s, on))
@@ -760,11 +777,55 @@ class MainWindow(QMainWindow):
 
     def set_source_visible(self, source: str | int, visible: bool) -> None:
         """Show or hide human annotations ("human") or a model run's predictions (its id)."""
+        if isinstance(source, int) and self.runs_panel is not None:
+            self.runs_panel.set_visible(source, visible)  # the panel holds run visibility; it tells us back
+            return
         if source == "human":
             (self.hidden_sources.discard if visible else self.hidden_sources.add)("human")
-        elif isinstance(source, int):
-            (self.visible_runs.add if visible else self.visible_runs.discard)(source)
         self.refresh_annotations()
+
+    def _on_runs_visibility(self) -> None:
+        if self.runs_panel is None:
+            return
+        self.visible_runs = set(self.runs_panel.visible_runs())
+        for action in self.sources_menu.actions():
+            if isinstance(action.data(), int):
+                action.setChecked(action.data() in self.visible_runs)
+        self.refresh_annotations()
+
+    # ---- model docks -------------------------------------------------------------------------------
+
+    def _install_model_docks(self, project: Project) -> None:
+        """The model and runs docks work on one project: rebuilt when another project is opened."""
+        from studio.ui.model_panel import ModelPanel
+        from studio.ui.runs_panel import RunsPanel
+
+        for dock in (self.model_panel, self.runs_panel):
+            if dock is not None:
+                self.panels_menu.removeAction(dock.toggleViewAction())
+                self.removeDockWidget(dock)
+                dock.deleteLater()
+        self.model_panel = ModelPanel(project, self)
+        self.runs_panel = RunsPanel(project, self.undo_stack, self)
+        for dock in (self.model_panel, self.runs_panel):
+            self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.panels_menu.addAction(dock.toggleViewAction())
+        self.tabifyDockWidget(self.model_panel, self.runs_panel)
+        self.model_panel.raise_()
+        self.model_panel.run_finished.connect(self._on_run_finished)
+        self.model_panel.run_failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
+        self.runs_panel.visibility_changed.connect(self._on_runs_visibility)
+        self.runs_panel.threshold_changed.connect(self.set_run_threshold)
+        self.runs_panel.color_changed.connect(lambda _run, _color: self.refresh_annotations())
+        self.runs_panel.annotations_changed.connect(self._on_predictions_accepted)
+
+    def _on_run_finished(self, run_id: int) -> None:
+        self.refresh_runs()
+        self.set_source_visible(run_id, True)  # show what the model just found
+
+    def _on_predictions_accepted(self) -> None:
+        if self.media is not None:
+            self._on_media_changed(self.media.id)
 
     # ---- long jobs ---------------------------------------------------------------------------------
 

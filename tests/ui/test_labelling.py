@@ -278,8 +278,12 @@ def test_predictions_of_a_run_show_when_its_source_is_on_and_above_the_threshold
     assert window.annotations == []  # predictions are hidden until their run is switched on
 
     window.sources_menu.actions()[1].setChecked(True)
+    assert window.runs_panel.visible_runs() == [run.id]  # the menu and the runs dock agree
     assert sorted(a.score for a in window.annotations) == [0.3, 0.95]
-    window.set_run_threshold(run.id, 0.5)
+    item = next(iter(window.canvas.items_by_id.values()))
+    assert item.color.name() == window.runs_panel.colors()[run.id]  # predictions wear their run's colour
+    window.runs_panel.list.setCurrentRow(0)
+    window.runs_panel.slider.setValue(50)  # the runs dock's score threshold
     assert [a.score for a in window.annotations] == [0.95]
     assert "detector run" in window.annotations_panel.list.item(0).text()
 
