@@ -18,19 +18,22 @@ from PySide6.QtCore import (
     QModelIndex,
     QPersistentModelIndex,
     QPoint,
+    QRect,
     QSize,
     Qt,
     QTimer,
     Signal,
 )
-from PySide6.QtGui import QColor, QIcon, QPixmap
+from PySide6.QtGui import QColor, QIcon, QPainter, QPalette, QPen, QPixmap
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QListView,
+    QStyle,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QToolButton,
@@ -49,7 +52,8 @@ MEDIA_ROLE = Qt.ItemDataRole.UserRole + 2
 _REVIEW_STATES: tuple[ReviewState, ...] = get_args(ReviewState)
 _LIST_ICON = 40
 _GRID_ICON = 128
-_GRID_CELL = QSize(_GRID_ICON + 24, _GRID_ICON + 36)
+_GRID_CELL = QSize(_GRID_ICON + 24, _GRID_ICON + 30)
+_REVIEW_COLORS: dict[str, str] = {"in_progress": "#edc948", "done": "#59a14f", "rejected": "#e15759"}
 _FILTER_DELAY_MS = 200  # typing in the name box re-queries once the user pauses
 
 
@@ -177,7 +181,8 @@ class MediaListModel(QAbstractListModel):
 
     def _thumbnail_request(self, media: Media) -> ThumbnailRequest:
         assert self._project is not None
-        return ThumbnailRequest(media.id, self._project.resolve(media), media.mtime_ns, media.kind)
+        return ThumbnailRequest(media.id, self._project.resolve(media), media.mtime_ns, media.kind,
+                                max(media.width, media.height))
 
     def _tooltip(self, media: Media) -> str:
         lines = [media.path, f"{media.width} × {media.height}"]
@@ -197,18 +202,72 @@ class MediaListModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
-class _GridDelegate(QStyledItemDelegate):
-    """Thumbnail above an elided name, as in a file manager's icon view."""
+class _MediaDelegate(QStyledItemDelegate):
+    """Paints a thumbnail fitted in a fixed square, the elided name and badges (video, review state).
 
-    def initStyleOption(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> None:
-        super().initStyleOption(option, index)
-        option.decorationPosition = QStyleOptionViewItem.Position.Top
-        option.decorationAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignBottom
-        option.displayAlignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
-        option.textElideMode = Qt.TextElideMode.ElideMiddle
+    Painted by hand because the default delegate draws a QPixmap at its own size and puts the text
+    right under it, so thumbnails of different aspect ratios would leave names at ragged heights.
+    """
+
+    def __init__(self, parent: QWidget, *, grid: bool) -> None:
+        super().__init__(parent)
+        self.grid = grid
 
     def sizeHint(self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex) -> QSize:
-        return _GRID_CELL
+        return _GRID_CELL if self.grid else QSize(option.rect.width(), _LIST_ICON + 6)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem,
+              index: QModelIndex | QPersistentModelIndex) -> None:
+        media: Media | None = index.data(MEDIA_ROLE)
+        if media is None:
+            return
+        self.initStyleOption(option, index)
+        widget = option.widget
+        style = widget.style() if widget is not None else QApplication.style()
+        style.drawPrimitive(QStyle.PrimitiveElement.PE_PanelItemViewItem, option, painter, widget)
+        cell = option.rect.adjusted(3, 3, -3, -3)
+        if self.grid:
+            box = QRect(cell.x() + (cell.width() - _GRID_ICON) // 2, cell.y(), _GRID_ICON, _GRID_ICON)
+            text_rect = QRect(cell.x(), box.bottom() + 4, cell.width(), cell.bottom() - box.bottom() - 4)
+            alignment = Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop
+        else:
+            box = QRect(cell.x(), cell.y(), _LIST_ICON, _LIST_ICON)
+            text_rect = QRect(box.right() + 8, cell.y(), cell.right() - box.right() - 8, cell.height())
+            alignment = Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        pixmap: QPixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        target = _fit(pixmap.size(), box)
+        painter.drawPixmap(target, pixmap)
+        self._draw_badges(painter, media, target, option)
+        selected = option.state & QStyle.StateFlag.State_Selected
+        painter.setPen(option.palette.color(
+            QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
+        name = option.fontMetrics.elidedText(media.name, Qt.TextElideMode.ElideMiddle, text_rect.width())
+        painter.drawText(text_rect, int(alignment), name)
+        painter.restore()
+
+    def _draw_badges(self, painter: QPainter, media: Media, target: QRect, option: QStyleOptionViewItem) -> None:
+        if media.kind == "video" and self.grid:
+            text = f"▶ {media.frame_count}"
+            metrics = option.fontMetrics
+            badge = QRect(target.left() + 3, target.bottom() - metrics.height() - 3,
+                          metrics.horizontalAdvance(text) + 8, metrics.height() + 1)
+            painter.fillRect(badge, QColor(0, 0, 0, 160))
+            painter.setPen(QColor("white"))
+            painter.drawText(badge, int(Qt.AlignmentFlag.AlignCenter), text)
+        if (color := _REVIEW_COLORS.get(media.review_state)) is not None:
+            painter.setPen(QPen(QColor("white"), 1.5))
+            painter.setBrush(QColor(color))
+            size = 10 if self.grid else 8
+            painter.drawEllipse(QRect(target.right() - size - 3, target.top() + 3, size, size))
+
+
+def _fit(size: QSize, box: QRect) -> QRect:
+    """The largest rectangle of `size`'s aspect ratio centred in `box`."""
+    scaled = size.scaled(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
+    return QRect(box.x() + (box.width() - scaled.width()) // 2, box.y() + (box.height() - scaled.height()) // 2,
+                 scaled.width(), scaled.height())
 
 
 class MediaBrowser(QWidget):
@@ -241,8 +300,8 @@ class MediaBrowser(QWidget):
         self.view.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.view.setLayoutMode(QListView.LayoutMode.Batched)  # lay out huge lists in slices between events
         self.view.setBatchSize(2000)
-        self._list_delegate = self.view.itemDelegate()
-        self._grid_delegate = _GridDelegate(self.view)
+        self._list_delegate = _MediaDelegate(self.view, grid=False)
+        self._grid_delegate = _MediaDelegate(self.view, grid=True)
         self.set_grid_mode(False)
 
         self._name_timer = QTimer(self, singleShot=True, interval=_FILTER_DELAY_MS)
@@ -273,7 +332,7 @@ class MediaBrowser(QWidget):
         self.grid_button.toggled.connect(self.set_grid_mode)
         self.view.selectionModel().currentChanged.connect(self._on_current_changed)
         self.view.activated.connect(self._on_activated)
-        self.view.verticalScrollBar().valueChanged.connect(self._retain_timer.start)
+        self.view.verticalScrollBar().valueChanged.connect(lambda _value: self._retain_timer.start())
         self._retain_timer.timeout.connect(self._retain_visible_thumbnails)
         self.model.modelReset.connect(self._update_count)
         self._update_count()

@@ -8,6 +8,9 @@ Decoded thumbnails are kept in the on-disk ThumbnailCache and in a bounded in-me
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from studio.core.errors import MediaError
 from studio.core.types import MediaKind
 from studio.io.thumbnail_cache import ThumbnailCache
 
+_WORKER_NICENESS = 10
+
 
 @dataclass(frozen=True, slots=True)
 class ThumbnailRequest:
@@ -28,6 +33,7 @@ class ThumbnailRequest:
     path: Path
     mtime_ns: int
     kind: MediaKind
+    longest_side: int | None = None  # known image size: lets JPEGs decode at reduced scale
 
 
 def rgb_to_qimage(pixels: np.ndarray) -> QImage:
@@ -72,21 +78,40 @@ class _WorkerSignals(QObject):
     done = Signal(int, int, QImage, str)  # generation, media id, image (null on failure), error message
 
 
-class _ThumbnailJob(QRunnable):
-    def __init__(self, loader: ThumbnailLoader, request: ThumbnailRequest, generation: int) -> None:
+class _DrainQueue(QRunnable):
+    """Makes thumbnails from the loader's queue, newest request first, until the queue is empty.
+
+    Workers pull from the shared queue rather than getting one job each, so a busy machine does not
+    add a round trip through the UI thread between two thumbnails.
+    """
+
+    def __init__(self, loader: ThumbnailLoader) -> None:
         super().__init__()
         self._loader = loader
-        self._request = request
-        self._generation = generation
 
     def run(self) -> None:
-        request = self._request
-        try:
-            pixels = self._loader.cache.thumbnail(request.path, mtime_ns=request.mtime_ns, kind=request.kind)
-            image, error = rgb_to_qimage(pixels), ""
-        except MediaError as exc:
-            image, error = QImage(), str(exc)
-        self._loader.signals.done.emit(self._generation, request.media_id, image, error)
+        _lower_thread_priority()
+        loader = self._loader
+        while (taken := loader._take()) is not None:
+            generation, request = taken
+            try:
+                pixels = loader.cache.thumbnail(request.path, mtime_ns=request.mtime_ns, kind=request.kind,
+                                                longest_side=request.longest_side)
+                image, error = rgb_to_qimage(pixels), ""
+            except Exception as exc:  # any failure must become an error thumbnail, never a row stuck loading
+                image, error = QImage(), str(exc) if isinstance(exc, MediaError) else f"{request.path}: {exc!r}"
+            loader.signals.done.emit(generation, request.media_id, image, error)
+
+
+def _lower_thread_priority() -> None:
+    """Give this worker thread a lower CPU priority than the UI thread (Linux: nice applies per thread).
+
+    On a busy machine the scheduler then runs the UI thread first, so scrolling stays smooth while
+    thumbnails are made. QThread priorities cannot do this: Linux ignores them except "idle", which
+    could starve thumbnails entirely.
+    """
+    with contextlib.suppress(AttributeError, OSError):  # other systems: keep the default priority
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), _WORKER_NICENESS)
 
 
 class ThumbnailLoader(QObject):
@@ -98,7 +123,7 @@ class ThumbnailLoader(QObject):
         self,
         cache: ThumbnailCache | None = None,
         *,
-        max_threads: int = 2,
+        max_threads: int | None = None,
         memory_items: int = 3000,
         parent: QObject | None = None,
     ) -> None:
@@ -109,13 +134,18 @@ class ThumbnailLoader(QObject):
         self.signals = _WorkerSignals(self)
         self.signals.done.connect(self._on_done)
         self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(max_threads)
+        # One core is left to the UI thread: decoding holds the GIL part of the time, and the UI needs it.
+        self._max_workers = max_threads or max(1, min(4, (os.cpu_count() or 2) - 1))
+        self._pool.setMaxThreadCount(self._max_workers)
         self._memory_items = memory_items
         self._pixmaps: OrderedDict[int, QPixmap] = OrderedDict()
         self._errors: dict[int, str] = {}
-        self._queued: OrderedDict[int, ThumbnailRequest] = OrderedDict()
-        self._running: set[int] = set()
-        self._generation = 0  # bumped by clear(): results of jobs started before are dropped
+        # Shared with the workers, under _lock:
+        self._lock = threading.Lock()
+        self._queued: OrderedDict[int, ThumbnailRequest] = OrderedDict()  # newest last: made first
+        self._in_flight: set[int] = set()
+        self._workers = 0
+        self._generation = 0  # bumped by clear(): results of requests taken before are dropped
 
     def pixmap(self, request: ThumbnailRequest) -> QPixmap:
         """The thumbnail if ready, else the error image for a bad file, else the placeholder (and queue it)."""
@@ -125,10 +155,16 @@ class ThumbnailLoader(QObject):
             return pixmap
         if media_id in self._errors:
             return self.error
-        if media_id not in self._running:
-            self._queued.pop(media_id, None)
-            self._queued[media_id] = request  # newest last: started first
-            self._start_jobs()
+        with self._lock:
+            if media_id not in self._in_flight:
+                self._queued.pop(media_id, None)
+                self._queued[media_id] = request
+                start_worker = self._workers < self._max_workers
+                self._workers += start_worker
+            else:
+                start_worker = False
+        if start_worker:
+            self._pool.start(_DrainQueue(self))
         return self.placeholder
 
     def failure(self, media_id: int) -> str | None:
@@ -138,34 +174,43 @@ class ThumbnailLoader(QObject):
     def retain(self, media_ids: Collection[int]) -> None:
         """Forget queued requests for media not in `media_ids` (rows no longer visible)."""
         keep = set(media_ids)
-        for media_id in [m for m in self._queued if m not in keep]:
-            del self._queued[media_id]
+        with self._lock:
+            for media_id in [m for m in self._queued if m not in keep]:
+                del self._queued[media_id]
 
     def clear(self) -> None:
         """Drop every cached and queued thumbnail (e.g. after switching projects)."""
-        self._generation += 1
-        self._queued.clear()
-        self._running.clear()
+        with self._lock:
+            self._generation += 1
+            self._queued.clear()
+            self._in_flight.clear()
         self._pixmaps.clear()
         self._errors.clear()
 
     def pending(self) -> int:
-        return len(self._queued) + len(self._running)
+        """Thumbnails requested and not yet delivered."""
+        with self._lock:
+            return len(self._queued) + len(self._in_flight)
 
     def wait_idle(self, timeout_ms: int = -1) -> bool:
-        """Block until running jobs end (tests and shutdown)."""
+        """Block until the workers stop (tests and shutdown)."""
         return self._pool.waitForDone(timeout_ms)
 
-    def _start_jobs(self) -> None:
-        while self._queued and len(self._running) < self._pool.maxThreadCount():
+    def _take(self) -> tuple[int, ThumbnailRequest] | None:
+        """The next request for a worker, or None after which that worker ends (called on worker threads)."""
+        with self._lock:
+            if not self._queued:
+                self._workers -= 1
+                return None
             media_id, request = self._queued.popitem(last=True)
-            self._running.add(media_id)
-            self._pool.start(_ThumbnailJob(self, request, self._generation))
+            self._in_flight.add(media_id)
+            return self._generation, request
 
     def _on_done(self, generation: int, media_id: int, image: QImage, error: str) -> None:
-        if generation != self._generation:
-            return
-        self._running.discard(media_id)
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._in_flight.discard(media_id)
         if image.isNull():
             self._errors[media_id] = error or "cannot make a thumbnail"
         else:
@@ -173,4 +218,3 @@ class ThumbnailLoader(QObject):
             while len(self._pixmaps) > self._memory_items:
                 self._pixmaps.popitem(last=False)
         self.thumbnail_ready.emit(media_id)
-        self._start_jobs()
