@@ -107,6 +107,8 @@ def _segmenter(args: argparse.Namespace, model_id: str) -> Any:
     spec = get_plugin(model_id)
     if spec.task != "segment":
         raise StudioError(f"{model_id} is a {spec.task} model, not a segmenter")
+    if spec.devices == ("cpu",) and not spec.needs_weights and args.device is None and args.weights is None:
+        return spec.load(weights=None, device="cpu")  # GrabCut: skip load_model's device probe (imports torch)
     return load_model(model_id, weights=args.weights, device=args.device)
 
 
