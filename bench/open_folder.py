@@ -50,7 +50,7 @@ class _PaintWatch:
         watch = self
 
         class Filter(qt_core.QObject):  # type: ignore[name-defined,misc]
-            def eventFilter(self, _obj: object, event: object) -> bool:  # noqa: N802 (Qt name)
+            def eventFilter(self, _obj: object, event: object) -> bool:
                 if event.type() == qt_core.QEvent.Paint and watch.painted_at is None and ready():
                     watch.painted_at = time.perf_counter()
                 return False
