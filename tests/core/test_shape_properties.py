@@ -114,7 +114,7 @@ shape_like_dicts = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.one_of(shape_like_dicts, json_values))
 def test_malformed_json_raises_only_invalid_shape_error(data: Any) -> None:
     try:
