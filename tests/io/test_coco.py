@@ -299,7 +299,7 @@ document_like = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(document=document_like | st.lists(annotation_like, max_size=3) | json_values, skip_bad=st.booleans())
 def test_reader_raises_only_format_errors(tmp_path: Path, document: object, skip_bad: bool) -> None:
     path = tmp_path / "fuzz.json"
