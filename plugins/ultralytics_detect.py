@@ -68,11 +68,11 @@ def _ultralytics() -> Any:
 def ultralytics_text_encoder(name: str, device: str) -> TextEncoder:
     """ultralytics' own text model ("clip:ViT-B/32", "mobileclip:blt"); its weights download on first use."""
     _ultralytics()
-    from ultralytics.nn.text_model import build_text_model
-
     try:
+        from ultralytics.nn.text_model import build_text_model  # imports the `clip` package, absent offline
+
         model = build_text_model(name, device=device)
-    except Exception as exc:  # a failed download surfaces as many error types (URL, hub, file)
+    except Exception as exc:  # a missing package or failed download surfaces as many error types
         raise WeightsError(
             f"the text model {name} that turns class prompts into embeddings is not available ({exc}); "
             f"connect once to download it, or set {ONLINE_ENV}=1 if you disabled downloads"
