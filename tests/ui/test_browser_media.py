@@ -157,9 +157,15 @@ def test_thumbnails_arrive_and_a_corrupt_file_gets_the_error_thumbnail(qtbot, br
     cv2.imwrite(str(good), np.full((200, 300, 3), (0, 200, 0), np.uint8))
     bad = tmp_path / "corrupt.jpg"
     bad.write_bytes(b"\xff\xd8\xff\xe0 truncated")
-    good_media, bad_media = project.add_media([
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for _ in range(3):
+        writer.write(np.full((48, 64, 3), (200, 0, 0), np.uint8))  # BGR blue
+    writer.release()
+    project.add_media([
         MediaInfo(str(good), "image", 300, 200, good.stat().st_size, good.stat().st_mtime_ns),
         MediaInfo(str(bad), "image", 90, 60, 16, 1),
+        MediaInfo(str(video), "video", 64, 48, video.stat().st_size, 1, frame_count=3, fps=10.0),
     ])
     browser.set_grid_mode(True)
     browser.set_project(project)
@@ -174,6 +180,8 @@ def test_thumbnails_arrive_and_a_corrupt_file_gets_the_error_thumbnail(qtbot, br
     broken = browser.model.index(1).data(Qt.ItemDataRole.DecorationRole)
     assert broken.cacheKey() == loader.error.cacheKey()
     assert "corrupt.jpg" in browser.model.index(1).data(Qt.ItemDataRole.ToolTipRole)
+    first_frame = browser.model.index(2).data(Qt.ItemDataRole.DecorationRole).toImage()  # a video's first frame
+    assert QColor(first_frame.pixel(32, 24)).blue() > 180
     assert browser.view.grab().width() > 0  # painting the error thumbnail does not crash
 
 
