@@ -31,6 +31,8 @@ from studio.db.engine import make_engine
 from studio.db.schema import AnnotationRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
 
 DB_NAME = "studio.db"
+IDS_PER_QUERY = 10_000
+"""Ids per IN (...) query: well under SQLite's limit of 32,766 parameters per statement."""
 
 Source: TypeAlias = Literal["human", "all"] | int
 """Which annotations: "human" (ground truth), "all", or the id of a model run."""
@@ -489,11 +491,15 @@ class Project:
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> list[Annotation]:
         """Delete and return the deleted annotations (so an undo can re-add them with their ids)."""
+        ids = list(annotation_ids)
+        deleted: list[Annotation] = []
         with self._session() as s:
-            rows = s.scalars(select(AnnotationRow).where(AnnotationRow.id.in_(annotation_ids))).all()
-            deleted = [_annotation(row) for row in rows]
-            s.execute(delete(AnnotationRow).where(AnnotationRow.id.in_(annotation_ids)))
-        return deleted
+            # in chunks: SQLite refuses a statement with more than 32,766 parameters (select-all on a video)
+            for start in range(0, len(ids), IDS_PER_QUERY):
+                chunk = ids[start : start + IDS_PER_QUERY]
+                deleted += [_annotation(row) for row in s.scalars(select(AnnotationRow).where(AnnotationRow.id.in_(chunk)))]
+                s.execute(delete(AnnotationRow).where(AnnotationRow.id.in_(chunk)))
+        return sorted(deleted, key=lambda ann: ann.id or 0)
 
     def annotations(
         self,

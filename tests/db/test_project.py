@@ -288,3 +288,17 @@ def test_media_inside_a_project_reached_through_a_symlink_is_stored_relative(tmp
         assert media.path == "sub/a.jpg"  # the project can be moved or shared with its images
         outside = project.add_media([MediaInfo(str(tmp_path / "elsewhere.jpg"), "image", 8, 8, 1, 1)])
         assert outside[0].path == (tmp_path / "elsewhere.jpg").as_posix()
+
+
+def test_deleting_more_annotations_than_one_query_takes(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A select-all on a long video deletes more ids than SQLite accepts in one statement (32,766)."""
+    import studio.db.project
+
+    monkeypatch.setattr(studio.db.project, "IDS_PER_QUERY", 4)
+    (media,) = _add_images(project, "a.jpg")
+    label = project.ensure_label("cat")
+    project.add_annotations([_box(media, label.id, x=x) for x in range(10)])
+    ids = [ann.id for ann in project.annotations(media.id)]
+    deleted = project.delete_annotations(ids[::-1][:9])
+    assert [ann.id for ann in deleted] == ids[1:]
+    assert [ann.id for ann in project.annotations(media.id)] == ids[:1]
