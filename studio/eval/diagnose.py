@@ -45,6 +45,13 @@ class ConfusionMatrix:
     label_ids: list[int]
     counts: np.ndarray
 
+    def trimmed(self) -> ConfusionMatrix:
+        """Without the labels that occur neither in the ground truth nor in the predictions counted."""
+        used = (self.counts.sum(axis=0) + self.counts.sum(axis=1)) > 0
+        used[-1] = True  # background stays
+        keep = np.flatnonzero(used)
+        return ConfusionMatrix([self.label_ids[i] for i in keep[:-1]], self.counts[np.ix_(keep, keep)])
+
     def as_dict(self, names: dict[int, str]) -> dict[str, dict[str, int]]:
         axis = [names[i] for i in self.label_ids] + ["background"]
         return {axis[i]: {axis[j]: int(self.counts[i, j]) for j in range(len(axis))} for i in range(len(axis))}

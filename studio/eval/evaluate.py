@@ -86,7 +86,7 @@ class EvalResult:
             },
             "operating_point": {"conf": self.diagnosis.conf, "iou": self.diagnosis.iou},
             "errors": self.error_totals(),
-            "confusion_matrix": self.diagnosis.confusion.as_dict(names),
+            "confusion_matrix": self.diagnosis.confusion.trimmed().as_dict(names),
             "speed_ms_per_image": rounded(self.speed_ms_per_image),
         }
 

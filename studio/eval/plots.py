@@ -76,7 +76,7 @@ def pr_curves(results: Sequence[EvalResult], *, iou: float = 0.5) -> Figure:
 def confusion_matrix(result: EvalResult) -> Figure:
     """Counts of true class (rows) vs predicted class (columns); background catches misses and false positives."""
     names = {label.id: label.name for label in result.data.labels}
-    matrix = result.diagnosis.confusion
+    matrix = result.diagnosis.confusion.trimmed()
     axis = [names[i] for i in matrix.label_ids] + ["background"]
     size = 1.8 + 0.45 * len(axis)
     figure = _figure(size + 1.2, size)

@@ -18,6 +18,7 @@ def scene(project: Project):
         MediaInfo(path=f"/data/{n}.png", kind="image", width=200, height=100, size_bytes=1, mtime_ns=0) for n in "abc"
     ])
     cat, dog = project.ensure_label("cat"), project.ensure_label("dog")
+    project.ensure_label("bird")  # never used: left out of the confusion matrix
     a, b, c = (m.id for m in media)
     project.add_annotations([
         Annotation(media_id=a, label_id=cat.id, shape=Box(0, 0, 40, 40)),
@@ -49,6 +50,7 @@ def test_confusion_matrix_counts_hits_confusions_false_positives_and_misses(scen
     assert matrix["cat"] == {"cat": 1, "dog": 0, "background": 1}  # image b's cat was missed
     assert matrix["dog"] == {"cat": 1, "dog": 0, "background": 0}
     assert matrix["background"] == {"cat": 0, "dog": 1, "background": 0}
+    assert set(matrix) == {"cat", "dog", "background"}
     by_media = {e.image[0]: e for e in result.diagnosis.images}
     a = by_media[media["a"]]
     assert (a.true_positives, a.confusions, a.false_positives, a.misses) == (1, 1, 1, 0)
