@@ -87,6 +87,9 @@ def _check_complete(image: Image.Image, path: Path, size_bytes: int) -> None:
     if image.format in ("JPEG", "MPO"):
         scan_start = image.tile[0][2] if image.tile else 0
         with path.open("rb") as file:
+            file.seek(max(scan_start, size_bytes - len(_JPEG_END)))
+            if file.read() == _JPEG_END:  # the usual case: the marker ends the file
+                return
             file.seek(max(scan_start, size_bytes - _JPEG_TAIL_BYTES))
             if _JPEG_END not in file.read():
                 raise MediaError(f"{path}: truncated JPEG (no end-of-image marker)")

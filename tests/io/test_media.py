@@ -193,3 +193,10 @@ def test_cancel_between_batches_keeps_the_stored_batches(project: Project, image
     with pytest.raises(CancelledError, match="2 of 5 files were added"):
         add_paths(project, [image_folder], batch_size=2, cancel=lambda: next(checks) >= 6)
     assert project.counts()["media"] == 2
+
+
+def test_a_jpeg_with_data_after_its_end_marker_is_accepted(tmp_path: Path) -> None:
+    """Some phones append data (e.g. a depth map) after the image's end marker: the image is complete."""
+    path = write_image(tmp_path / "phone.jpg", 40, 30)
+    path.write_bytes(path.read_bytes() + b"\x00TRAILER" * 100)
+    assert (probe(path).width, probe(path).height) == (40, 30)
