@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QUndoStack
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
     QColorDialog,
+    QComboBox,
     QDialog,
     QDockWidget,
     QFileDialog,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QMessageBox,
+    QSizePolicy,
     QSlider,
     QSpinBox,
     QTableWidget,
@@ -118,6 +120,7 @@ class MainWindow(QMainWindow):
         self.segment_tool: SamTool | None = None
         self._segmenter_loading = False
         self._pending_view: dict[str, float] | None = None
+        self._docks_sized = False
         self.undo_stack = QUndoStack(self)
         self.frame_reader = FrameReader(parent=self)
 
@@ -154,17 +157,16 @@ class MainWindow(QMainWindow):
 
     def _build_docks(self) -> None:
         left, right = Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea
-        self.add_dock("Media", self.browser, left)
+        self.media_dock = self.add_dock("Media", self.browser, left)
         self.video_dock = self.add_dock("Video", self.video_controls, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.video_dock.hide()
         labels = self.add_dock("Labels", self.labels_panel, right)
         annotations = self.add_dock("Annotations", self.annotations_panel, right)
-        properties = self.add_dock("Properties", self.properties_panel, right)
+        self.properties_dock = self.add_dock("Properties", self.properties_panel, right)
         tags = self.add_dock("Image", self.tags_panel, right)
-        self.tabifyDockWidget(properties, tags)
-        properties.raise_()
-        self.resizeDocks([labels, annotations, properties], [260, 240, 260], Qt.Orientation.Vertical)
-        self.resizeDocks([labels], [300], Qt.Orientation.Horizontal)
+        self.tabifyDockWidget(self.properties_dock, tags)
+        self.properties_dock.raise_()
+        self.resizeDocks([labels, annotations, self.properties_dock], [260, 240, 260], Qt.Orientation.Vertical)
 
     def _action(
         self, text: str, slot: Callable[[], Any], shortcut: str | QKeySequence.StandardKey | None = None, tip: str = ""
@@ -355,6 +357,15 @@ class MainWindow(QMainWindow):
             return
         state = {"media": self.media.id, "frame": self.frame, "view": self.canvas.view_state()}
         self.project.set_setting(LAST_STATE_KEY, state)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Give the canvas most of the width; docks can only be sized once the window is laid out."""
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            QTimer.singleShot(0, lambda: self.resizeDocks(
+                [self.media_dock, self.properties_dock], [280, 340], Qt.Orientation.Horizontal
+            ))
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._remember_state()
@@ -809,9 +820,11 @@ class MainWindow(QMainWindow):
         self.runs_panel = RunsPanel(project, self.undo_stack, self)
         for dock in (self.model_panel, self.runs_panel):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+            self.tabifyDockWidget(self.properties_dock, dock)  # one tab group keeps the canvas wide
             self.panels_menu.addAction(dock.toggleViewAction())
-        self.tabifyDockWidget(self.model_panel, self.runs_panel)
-        self.model_panel.raise_()
+            for combo in dock.findChildren(QComboBox):  # long model names must not widen the whole column
+                combo.setSizePolicy(QSizePolicy.Policy.Ignored, combo.sizePolicy().verticalPolicy())
+        self.properties_dock.raise_()
         self.model_panel.run_finished.connect(self._on_run_finished)
         self.model_panel.run_failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
         self.runs_panel.visibility_changed.connect(self._on_runs_visibility)
@@ -820,6 +833,7 @@ class MainWindow(QMainWindow):
         self.runs_panel.annotations_changed.connect(self._on_predictions_accepted)
 
     def _on_run_finished(self, run_id: int) -> None:
+        self.refresh_labels()  # a detector may have brought new class names
         self.refresh_runs()
         self.set_source_visible(run_id, True)  # show what the model just found
 

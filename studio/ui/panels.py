@@ -186,8 +186,11 @@ class PropertiesPanel(QWidget):
         self.score = QLabel("-")
         self.source = QLabel("-")
         self.author = QLabel("-")
-        form = QFormLayout(self)
-        form.setContentsMargins(4, 4, 4, 4)
+        form = QFormLayout()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.addLayout(form)
+        outer.addStretch(1)  # rows stay together at the top of a tall dock
         form.addRow("Label", self.label_box)
         form.addRow("Attributes", self.attributes)
         form.addRow("", self.apply_button)
