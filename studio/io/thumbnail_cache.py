@@ -57,10 +57,15 @@ def make_thumbnail(
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise MediaError(f"{path}: {exc.strerror or 'cannot read'}") from exc
-    image = cv2.imdecode(data, _decode_flag(longest_side, size))  # applies EXIF orientation
+    image = _decode(data, _decode_flag(longest_side, size))  # applies EXIF orientation
     if image is None:
         raise MediaError(f"{path}: cannot decode image (corrupt or unsupported)")
     return _shrink_to_rgb(image, size)
+
+
+def _decode(data: np.ndarray, flag: int) -> np.ndarray | None:
+    """BGR pixels, or None for bytes that are not an image (OpenCV raises instead for an empty file)."""
+    return cv2.imdecode(data, flag) if data.size else None
 
 
 def _decode_flag(longest_side: int | None, size: int) -> int:
@@ -108,7 +113,10 @@ class ThumbnailCache:
     def get(self, path: Path | str, *, mtime_ns: int) -> np.ndarray | None:
         """The cached RGB thumbnail, or None when absent or unreadable (a damaged entry is remade)."""
         entry = self.entry_path(path, mtime_ns=mtime_ns)
-        pixels = cv2.imread(str(entry), cv2.IMREAD_COLOR)
+        try:  # not cv2.imread: it logs a warning for every entry not made yet
+            pixels = _decode(np.fromfile(entry, dtype=np.uint8), cv2.IMREAD_COLOR)
+        except OSError:
+            return None
         if pixels is None:
             return None
         with contextlib.suppress(OSError):  # pruned by another worker meanwhile: the pixels are still good

@@ -39,9 +39,10 @@ def test_cached_thumbnail_survives_the_source_and_mtime_change_remakes_it(tmp_pa
         cache.thumbnail(photo, mtime_ns=mtime + 1)  # edited file: the old entry is not used
 
 
-def test_corrupt_file_gives_one_clear_error(tmp_path: Path):
+@pytest.mark.parametrize("content", [b"\xff\xd8\xff\xe0 this is not really a jpeg", b""], ids=["garbage", "empty"])
+def test_corrupt_file_gives_one_clear_error(tmp_path: Path, content: bytes):
     bad = tmp_path / "broken.jpg"
-    bad.write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
+    bad.write_bytes(content)
     cache = ThumbnailCache(tmp_path / "cache")
     with pytest.raises(MediaError, match="broken.jpg"):
         cache.thumbnail(bad, mtime_ns=1)
@@ -64,3 +65,11 @@ def test_cache_is_bounded_and_safe_to_delete(tmp_path: Path):
 def test_default_directory_follows_the_environment(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("STUDIO_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert ThumbnailCache().directory == tmp_path / "elsewhere" / "thumbnails"
+
+
+def test_damaged_entry_is_made_again(tmp_path: Path):
+    cache = ThumbnailCache(tmp_path / "cache")
+    photo = write_photo(tmp_path / "b.png", 64, 64, (0, 255, 0))
+    cache.thumbnail(photo, mtime_ns=5)
+    cache.entry_path(photo, mtime_ns=5).write_bytes(b"half a jp")
+    assert cache.thumbnail(photo, mtime_ns=5)[10, 10, 1] > 240  # green again, from the source
