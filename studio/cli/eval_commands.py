@@ -84,7 +84,8 @@ def _print_comparison(comparison: Comparison, worst: int) -> None:
     speeds = [r.speed_ms_per_image for r in comparison.results]
     print(f"{'ms/image':<10}" + "".join(f"{'-' if s is None else f'{s:.1f}':>{width + 2}}" for s in speeds))
     for name, deltas in comparison.deltas().items():
-        print(f"{name} - {names[0]}: " + ", ".join(f"{m} {v:+.3f}" for m, v in deltas.items() if m in ("map", "map50")))
+        shown = [f"{m} {deltas[m]:+.3f}" for m in ("map", "map50") if deltas[m] is not None]
+        print(f"{name} - {names[0]}: " + (", ".join(shown) or "no metric defined"))
     rows = comparison.worst(worst)
     if rows:
         print("images where the runs disagree most:")

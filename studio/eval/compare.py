@@ -80,10 +80,13 @@ class Comparison:
     def run_names(self) -> list[str]:
         return [r.pred_name for r in self.results]
 
-    def deltas(self) -> dict[str, dict[str, float]]:
-        """Each run's headline metrics minus the first run's."""
+    def deltas(self) -> dict[str, dict[str, float | None]]:
+        """Each run's headline metrics minus the first run's (None where a metric is undefined: -1 in COCO)."""
         base = self.results[0].metrics
-        return {r.pred_name: {m: r.metrics[m] - base[m] for m in HEADLINE} for r in self.results[1:]}
+        return {
+            r.pred_name: {m: r.metrics[m] - base[m] if min(r.metrics[m], base[m]) >= 0 else None for m in HEADLINE}
+            for r in self.results[1:]
+        }
 
     def worst(self, count: int = 20) -> list[ImageRow]:
         return [row for row in self.images[:count] if row.disagreement > 0]

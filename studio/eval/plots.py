@@ -63,7 +63,7 @@ def pr_curves(results: Sequence[EvalResult], *, iou: float = 0.5) -> Figure:
                 reached = recall[: int(np.flatnonzero(precision > 0)[-1]) + 1] if np.any(precision > 0) else recall[:1]
                 ap = float(np.mean(precision))
                 ax.plot(reached, precision[: len(reached)], color=PALETTE[i], drawstyle="steps-post",
-                        label=f"{result.pred_name}  AP {ap:.2f}")
+                        label=f"{result.pred_name}  AP{round(iou * 100)} {ap:.2f}")
         ax.set(title=name, xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, loc="lower left")
@@ -79,10 +79,13 @@ def confusion_matrix(result: EvalResult) -> Figure:
     matrix = result.diagnosis.confusion.trimmed()
     axis = [names[i] for i in matrix.label_ids] + ["background"]
     size = 1.8 + 0.45 * len(axis)
-    figure = _figure(size + 1.2, size)
+    figure = _figure(size + 1.8, size)
     ax = figure.subplots()
+    from matplotlib.ticker import MaxNLocator
+
     image = ax.imshow(matrix.counts, cmap="Blues")
-    figure.colorbar(image, ax=ax, shrink=0.8)
+    colorbar = figure.colorbar(image, ax=ax, shrink=0.8)
+    colorbar.ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts
     ax.set_xticks(range(len(axis)), axis, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(axis)), axis, fontsize=8)
     ax.set(xlabel="predicted", ylabel="ground truth",

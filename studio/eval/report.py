@@ -47,7 +47,7 @@ def render_markdown(comparison: Comparison, plots: Sequence[Plot], *, worst: int
     deltas = comparison.deltas()
     if deltas:
         lines += ["", f"### Deltas against {names[0]}", ""]
-        lines += _table(["metric", *deltas], [[m, *(f"{d[m]:+.3f}" for d in deltas.values())] for m in HEADLINE])
+        lines += _table(["metric", *deltas], [[m, *("–" if d[m] is None else f"{d[m]:+.3f}" for d in deltas.values())] for m in HEADLINE])
     lines += ["", "## AP per class", ""]
     classes = list(first.per_class)
     lines += _table(
