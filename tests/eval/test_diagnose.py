@@ -87,3 +87,4 @@ def test_comparison_ranks_the_image_where_runs_disagree(scene) -> None:
     assert 0 < b_row.iou_spread < 0.2 and b_row.class_conflicts == 0
     assert comparison.images[-1].media_id == media["c"] and comparison.images[-1].disagreement == 0
     assert comparison.deltas()["other"]["map50"] < 0
+    assert comparison.deltas()["other"]["map_small"] is None  # no small object: undefined, not "no change"
