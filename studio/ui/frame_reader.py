@@ -80,10 +80,6 @@ class FrameReader(QObject):
             self._waiting = _Request(media, project.resolve(media), frame)  # replaces a stale one
             self._condition.notify()
 
-    def cached(self, media_id: int, frame: int) -> QImage | None:
-        with self._cache_lock:
-            return self._cache.get((media_id, frame))
-
     def idle(self) -> bool:
         """True when no request is waiting or being decoded."""
         with self._condition:

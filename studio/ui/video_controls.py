@@ -149,10 +149,6 @@ class VideoControls(QWidget):
     def frame(self) -> int:
         return self._frame
 
-    @property
-    def media(self) -> Media | None:
-        return self._media
-
     def set_media(self, media: Media | None, keyframes: Iterable[int] = ()) -> None:
         """Show a video's timeline at frame 0 (an image or None disables the controls)."""
         self.pause()
