@@ -258,6 +258,7 @@ class MainWindow(QMainWindow):
         view.addAction(self.hide_action)
         view.addAction(self._action("Image &adjustments…", self.adjustments_dialog, "Ctrl+B"))
         self.sources_menu = view.addMenu("Show &sources")
+        view.addAction(self._action("&Compare runs…", self.compare_runs, "Ctrl+Shift+K"))
         theme_menu = view.addMenu("&Theme")
         self.theme_group = QActionGroup(self)
         for name in theme.THEMES:
@@ -831,6 +832,15 @@ class MainWindow(QMainWindow):
         self.runs_panel.threshold_changed.connect(self.set_run_threshold)
         self.runs_panel.color_changed.connect(lambda _run, _color: self.refresh_annotations())
         self.runs_panel.annotations_changed.connect(self._on_predictions_accepted)
+
+    def compare_runs(self) -> None:
+        """Open the comparison window on the runs shown; its "open image" brings the image here to fix it."""
+        from studio.ui.compare_window import CompareWindow
+
+        window = CompareWindow(self._require(), sorted(self.visible_runs), parent=self)
+        window.open_media.connect(lambda media_id: self.show_media(media_id))
+        window.open_frame.connect(lambda media_id, frame: self.show_media(media_id, frame=frame))
+        window.show()
 
     def _on_run_finished(self, run_id: int) -> None:
         self.refresh_labels()  # a detector may have brought new class names

@@ -372,3 +372,16 @@ def test_segmenter_menu_offers_plugins_that_can_run_and_remembers_the_choice(mak
     assert all(not action.isEnabled() for text, action in actions.items() if "weights not downloaded" in text)
     window.set_segmenter("grabcut")
     assert window.project.get_setting("ui.segmenter") == "grabcut"
+
+
+def test_compare_runs_opens_the_comparison_window_which_can_send_an_image_back(make_window, qtbot):
+    from studio.ui.compare_window import CompareWindow
+
+    window = make_window(images=2)
+    qtbot.keyClick(window.canvas, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    [compare] = [w for w in window.findChildren(CompareWindow) if w.isVisible()]
+    second = window.project.list_media()[1].id
+    compare.open_media.emit(second)
+    wait_shown(qtbot, window)
+    assert window.media.id == second
+    compare.close()
