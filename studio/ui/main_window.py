@@ -329,8 +329,8 @@ class MainWindow(QMainWindow):
         self.recent_labels = [i for i in project.get_setting(RECENT_LABELS_KEY, []) if isinstance(i, int)]
         self.browser.set_project(project)
         self._install_model_docks(project)
-        self.refresh_labels()
-        self.current_label_id = self.recent_labels[0] if self.recent_labels else (self.labels[0].id if self.labels else None)
+        first_label = next(iter(project.labels()), None)
+        self.current_label_id = self.recent_labels[0] if self.recent_labels else (first_label.id if first_label else None)
         self.refresh_labels()
         self.refresh_runs()
         self.saved_label.setText("All changes saved")
@@ -408,8 +408,7 @@ class MainWindow(QMainWindow):
 
     def show_frame(self, frame: int) -> None:
         if self.media is not None and self.media.kind == "video" and frame != self.frame:
-            self._remember_state()
-            self.frame = frame
+            self.frame = frame  # remembered when the media changes or the window closes, not per frame
             self.frame_reader.request(self._require(), self.media, frame)
 
     def _on_frame_ready(self, media_id: int, frame: int, image: QImage) -> None:
