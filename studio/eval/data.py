@@ -6,7 +6,6 @@ matching and accumulation are vectorised and a 50k-prediction run evaluates in s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -135,14 +134,13 @@ def load_eval_data(
     gt: Source = "human",
     pred: Source,
     iou_type: IouType = "bbox",
-    media_ids: Sequence[int] | None = None,
 ) -> EvalData:
     """Read ground truth and predictions for evaluation.
 
     The evaluated images are those with ground truth plus those reviewed as "done" (labelled, and
     empty): predictions elsewhere are left out, since an image nobody labelled yet proves no
-    prediction wrong. `media_ids` narrows the images further. A crowd region is a ground-truth
-    annotation with the attribute ``iscrowd`` set, as in COCO.
+    prediction wrong. A crowd region is a ground-truth annotation with the attribute ``iscrowd`` set,
+    as in COCO.
     """
     if iou_type not in IOU_TYPES:
         raise StudioError(f"unknown IoU type {iou_type!r}; expected one of {', '.join(IOU_TYPES)}")
@@ -156,16 +154,12 @@ def load_eval_data(
     media = {m.id: m for m in project.list_media()}
     gt_keys = {(media_id, frame) for media_id, frame, kind in zip(gt_table["media_id"], gt_table["frame"],
                                                                   gt_table["kind"], strict=True) if kind in REGION_KINDS}
-    keys = set(gt_keys)
-    keys |= {(m.id, 0) for m in media.values() if m.review_state == "done" and m.kind == "image"}
-    if media_ids is not None:
-        wanted = set(media_ids)
-        keys = {k for k in keys if k[0] in wanted}
-    if not keys & gt_keys:
+    if not gt_keys:
         raise StudioError(
-            f"no ground truth: {describe_source(project, gt)} hold no boxes, polygons or masks on these images; "
+            f"no ground truth: there are no boxes, polygons or masks in {describe_source(project, gt)}; "
             "label some images first"
         )
+    keys = gt_keys | {(m.id, 0) for m in media.values() if m.review_state == "done" and m.kind == "image"}
     images = sorted(keys)
     index = {key: i for i, key in enumerate(images)}
     return EvalData(

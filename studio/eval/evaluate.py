@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -98,14 +97,13 @@ def evaluate(
     gt: Source = "human",
     iou_type: IouType = "bbox",
     conf: float = 0.25,
-    media_ids: Sequence[int] | None = None,
 ) -> EvalResult:
     """Evaluate the predictions of `pred` (a run id) against `gt` ("human" or another run's id).
 
     COCO metrics use every prediction (as COCOeval does); per-image errors and the confusion matrix
     use the predictions scoring at least `conf`.
     """
-    data = load_eval_data(project, gt=gt, pred=pred, iou_type=iou_type, media_ids=media_ids)
+    data = load_eval_data(project, gt=gt, pred=pred, iou_type=iou_type)
     return EvalResult(
         gt_name=source_name(project, gt),
         pred_name=source_name(project, pred),
