@@ -88,3 +88,19 @@ def test_comparison_ranks_the_image_where_runs_disagree(scene) -> None:
     assert comparison.images[-1].media_id == media["c"] and comparison.images[-1].disagreement == 0
     assert comparison.deltas()["other"]["map50"] < 0
     assert comparison.deltas()["other"]["map_small"] is None  # no small object: undefined, not "no change"
+
+
+def test_video_frames_are_evaluated_as_separate_images(project: Project) -> None:
+    video = project.add_media([MediaInfo(path="/data/clip.mp4", kind="video", width=200, height=100, size_bytes=1,
+                                         mtime_ns=0, frame_count=10, fps=5.0)])[0]
+    cat = project.ensure_label("cat")
+    project.add_annotations(Annotation(media_id=video.id, frame=f, label_id=cat.id, shape=Box(10, 10, 50, 50))
+                            for f in (0, 5))
+    runs = [_run(project, name, [(video.id, cat.id, Box(10, 10, 50, 50), 0.9)]) for name in ("r1", "r2")]
+    for run in runs:  # both runs found the cat on frame 0 only: frame 5 is a miss, not a false positive
+        project.add_annotation(Annotation(media_id=video.id, frame=9, label_id=cat.id, shape=Box(0, 0, 9, 9),
+                                          run_id=run, score=0.9))  # an unlabelled frame: left out
+    comparison = compare_runs(project, runs)
+    assert [(row.frame, row.name) for row in comparison.images] == [(5, "clip.mp4 #5"), (0, "clip.mp4 #0")]
+    assert comparison.images[0].misses == 2 and comparison.images[0].false_positives == 0
+    assert comparison.results[0].metrics["mar_100"] == 0.5
