@@ -12,8 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeAlias
 
-from pycocotools import mask as mask_utils
-
 from studio.core.errors import InvalidShapeError
 
 Point: TypeAlias = tuple[float, float]
@@ -188,6 +186,8 @@ class Mask:
 
     def bbox(self) -> BBox:
         """Around the mask's pixels; all zeros for an empty mask."""
+        from pycocotools import mask as mask_utils  # lazily: it loads numpy, which `studio info` needs not
+
         x, y, w, h = mask_utils.toBbox(self.rle).tolist()
         return (float(x), float(y), float(w), float(h))
 

@@ -22,7 +22,6 @@ from sqlalchemy import Engine, ScalarResult, Select, Update, bindparam, delete, 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from studio.core import geometry
 from studio.core.errors import NotFoundError, ProjectError, StudioError
 from studio.core.shapes import shape_from_json
 from studio.core.types import Annotation, Label, Media, MediaInfo, ModelRun, ReviewState, RunStatus, default_color
@@ -68,6 +67,8 @@ def _annotation(row: AnnotationRow) -> Annotation:
 
 def annotation_values(ann: Annotation) -> dict[str, Any]:
     """Column values for an annotation row (bbox and area derived from the shape)."""
+    from studio.core import geometry  # lazily: numpy and pycocotools cost CLI commands ~0.4 s to import
+
     x, y, w, h = ann.shape.bbox()
     values: dict[str, Any] = {
         "media_id": ann.media_id, "frame": ann.frame, "label_id": ann.label_id, "run_id": ann.run_id,
