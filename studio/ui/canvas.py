@@ -231,6 +231,7 @@ class Canvas(QGraphicsView):
     """Ids of the selected annotations."""
     cursor_moved = Signal(float, float)
     zoom_changed = Signal(float)
+    """Screen pixels per image pixel (see screen_zoom)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -372,19 +373,24 @@ class Canvas(QGraphicsView):
             self.fitInView(self.pixmap_item, Qt.AspectRatioMode.KeepAspectRatio)
             self._zoomed()
 
+    def screen_zoom(self) -> float:
+        """Screen pixels per image pixel: the zoom a person sees (on a 150 % display, 1:1 is zoom 1/1.5)."""
+        return self.zoom() * self.devicePixelRatioF()
+
     def actual_size(self) -> None:
-        self.set_zoom(1.0)
+        """One image pixel on one screen pixel, also on high-DPI displays."""
+        self.set_zoom(1.0 / self.devicePixelRatioF())
 
     def zoom_by(self, factor: float) -> None:
         self.set_zoom(self.zoom() * factor)
 
     def _zoomed(self) -> None:
         # crisp pixels when magnified (labellers count pixels); smooth when shrunk, to avoid aliasing
-        magnified = self.zoom() >= 1.0
+        magnified = self.screen_zoom() >= 1.0 - 1e-6
         mode = Qt.TransformationMode.FastTransformation if magnified else Qt.TransformationMode.SmoothTransformation
         self.pixmap_item.setTransformationMode(mode)
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, not magnified)
-        self.zoom_changed.emit(self.zoom())
+        self.zoom_changed.emit(self.screen_zoom())
 
     def view_state(self) -> dict[str, float]:
         center = self.mapToScene(self.viewport().rect().center())

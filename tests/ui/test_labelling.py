@@ -310,7 +310,7 @@ def test_view_keys_hide_shapes_fit_and_show_pixels_one_to_one(make_window, qtbot
     assert item.isVisible()
 
     qtbot.keyClick(window.canvas, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
-    assert window.canvas.zoom() == pytest.approx(1.0)
+    assert window.canvas.screen_zoom() == pytest.approx(1.0)  # one image pixel per screen pixel
     assert window.zoom_label.text() == "100 %"
     qtbot.keyClick(window.canvas, Qt.Key.Key_F)
     viewport = window.canvas.viewport().rect()
