@@ -103,9 +103,19 @@ def open_clip_text_encoder(model_name: str = "ViT-B-32", *, pretrained: str | No
 class UltralyticsDetector:
     """A loaded ultralytics model behind Studio's Detector protocol."""
 
-    def __init__(self, model: Any, *, device: str, open_vocabulary: bool, text_encoder: TextEncoder | None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        device: str,
+        open_vocabulary: bool,
+        text_encoder: TextEncoder | None,
+        imgsz: int | None = None,
+    ) -> None:
         self.model = model
         self.device = device
+        self.imgsz = imgsz
+        """Inference size (ultralytics' default 640 when None); smaller is faster but misses small objects."""
         self.open_vocabulary = open_vocabulary
         self.text_encoder = text_encoder
         self._prompt: tuple[str, ...] | None = None
@@ -160,10 +170,12 @@ class UltralyticsDetector:
             self._set_prompt(classes)
         else:
             indices = self._class_indices(classes)
-        precision = {"half": True} if use_half(self.device) else {}
+        options: dict[str, Any] = {"half": True} if use_half(self.device) else {}
+        if self.imgsz is not None:
+            options["imgsz"] = self.imgsz
         results = self.model.predict(
             list(images), conf=conf, iou=iou, classes=indices, device=self.device, verbose=False,
-            batch=max(1, len(images)), **precision,
+            batch=max(1, len(images)), **options,
         )
         converted = []
         for result in results:
@@ -191,7 +203,11 @@ def _is_world(model: Any) -> bool:
 
 def _loader(model_class: str, plugin_id: str, *, open_vocabulary: bool) -> Callable[..., UltralyticsDetector]:
     def load(
-        *, weights: str | None = None, device: str = "cpu", text_encoder: TextEncoder | None = None
+        *,
+        weights: str | None = None,
+        device: str = "cpu",
+        text_encoder: TextEncoder | None = None,
+        imgsz: int | None = None,
     ) -> UltralyticsDetector:
         spec = next(s for s in SPECS if s.id == plugin_id)
         source = weights or spec.weights[0].name
@@ -207,7 +223,9 @@ def _loader(model_class: str, plugin_id: str, *, open_vocabulary: bool) -> Calla
             model = cls(location)
         except Exception as exc:  # ultralytics raises many types for a bad file or config name
             raise WeightsError(f"{source} cannot be loaded as a {spec.title} model ({type(exc).__name__}: {exc})") from exc
-        return UltralyticsDetector(model, device=device, open_vocabulary=open_vocabulary, text_encoder=text_encoder)
+        return UltralyticsDetector(
+            model, device=device, open_vocabulary=open_vocabulary, text_encoder=text_encoder, imgsz=imgsz
+        )
 
     return load
 

@@ -210,6 +210,9 @@ def run_detection(
             predictions += project.add_annotations(annotations)
             done += len(batch)
             meter.update(done)
+    except KeyboardInterrupt:  # Ctrl+C in `studio predict`: keep what was done, like Cancel in the GUI
+        project.finish_run(run.id, "cancelled", stats(partial=True))
+        raise
     except Exception as exc:
         project.finish_run(run.id, "failed", stats(error=str(exc), partial=done < len(items)))
         raise
