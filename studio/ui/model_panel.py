@@ -5,11 +5,10 @@ same function `studio predict` calls, on a worker thread; the window hears `run_
 
 from __future__ import annotations
 
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+from PySide6.QtCore import QThreadPool, Signal, Slot
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -27,46 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from studio.core.errors import StudioError
+from studio.core.types import ModelRun
 from studio.db.project import Project
 from studio.jobs.predict import parse_frame_range, run_detection
-from studio.jobs.runner import format_eta
+from studio.jobs.runner import ProgressMeter, format_eta
 from studio.models.device import DEVICE_CHOICES
 from studio.models.protocols import PluginSpec
 from studio.models.registry import all_plugins, broken_plugins
+from studio.ui.jobs import _Worker, _WorkerSignals
 
 SCOPES = ("current image", "selection", "all media")
-
-
-class _Signals(QObject):
-    progress = Signal(int, int, float)
-    """done, total, eta seconds (-1 while unknown)."""
-    finished = Signal(object)
-    failed = Signal(str)
-
-
-class _DetectionWorker(QRunnable):
-    """Runs `run_detection(**arguments)` off the UI thread; results come back through queued signals."""
-
-    def __init__(self, project: Project, arguments: dict[str, Any]) -> None:
-        super().__init__()
-        self.project = project
-        self.arguments = arguments
-        self.signals = _Signals()
-        self.cancelled = False
-
-    def run(self) -> None:
-        def progress(done: int, total: int, eta: float | None) -> None:
-            self.signals.progress.emit(done, total, -1.0 if eta is None else eta)
-
-        try:
-            run = run_detection(self.project, progress=progress, cancel=lambda: self.cancelled, **self.arguments)
-        except StudioError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # a bug: report it rather than let the worker thread die silently
-            traceback.print_exc()
-            self.signals.failed.emit(f"internal error: {type(exc).__name__}: {exc}")
-        else:
-            self.signals.finished.emit(run)
 
 
 class ModelPanel(QDockWidget):
@@ -82,7 +51,8 @@ class ModelPanel(QDockWidget):
         self.project = project
         self.current_media: int | None = None
         self.selection: list[int] = []
-        self.worker: _DetectionWorker | None = None
+        self.worker: _Worker | None = None
+        self.meter: ProgressMeter | None = None
         self.specs: list[PluginSpec] = all_plugins(task="detect")
 
         self.plugin = QComboBox()
@@ -220,10 +190,16 @@ class ModelPanel(QDockWidget):
         except StudioError as exc:
             self._on_failed(str(exc))
             return
-        self.worker = _DetectionWorker(self.project, arguments)
-        self.worker.signals.progress.connect(self._on_progress)
-        self.worker.signals.finished.connect(self._on_finished)
-        self.worker.signals.failed.connect(self._on_failed)
+        def work(progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> ModelRun:
+            return run_detection(
+                self.project, progress=lambda done, total, _eta: progress(done, total), cancel=cancelled, **arguments
+            )
+
+        signals = _WorkerSignals(self)
+        signals.progress.connect(self._on_progress)
+        signals.finished.connect(self._on_finished)
+        signals.failed.connect(self._on_failed)
+        self.worker = _Worker(work, signals)
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the model has loaded and the first batch is done
@@ -240,14 +216,19 @@ class ModelPanel(QDockWidget):
     def running(self) -> bool:
         return self.worker is not None
 
-    @Slot(int, int, float)
-    def _on_progress(self, done: int, total: int, eta: float) -> None:
+    @Slot(int, int)
+    def _on_progress(self, done: int, total: int) -> None:
+        if self.meter is None:  # the clock starts at the first report, after the model has loaded
+            self.meter = ProgressMeter(total, self._show_progress)
+        self.meter.update(done)
+
+    def _show_progress(self, done: int, total: int, eta: float | None) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self.status.setText(f"{done}/{total} images, {format_eta(None if eta < 0 else eta)} left")
+        self.status.setText(f"{done}/{total} images, {format_eta(eta)} left")
 
     @Slot(object)
-    def _on_finished(self, run: Any) -> None:
+    def _on_finished(self, run: ModelRun) -> None:
         self._reset()
         per_image = run.stats.get("seconds_per_image")
         speed = f", {per_image:.2f} s/image" if per_image else ""
@@ -262,6 +243,7 @@ class ModelPanel(QDockWidget):
 
     def _reset(self) -> None:
         self.worker = None
+        self.meter = None
         self.run_button.setEnabled(self.spec() is not None)
         self.cancel_button.setEnabled(False)
         self.progress.setRange(0, 1)
