@@ -127,7 +127,8 @@ class _ScaledImage:
     def __init__(self, gray: np.ndarray, cascade: Cascade) -> None:
         import cv2
 
-        integral, squares, rotated_integral = cv2.integral3(gray, sdepth=cv2.CV_64F, sqdepth=cv2.CV_64F)
+        # int32 sums are exact and halve the memory each gather touches; squares need float64.
+        integral, squares, rotated_integral = cv2.integral3(gray, sdepth=cv2.CV_32S, sqdepth=cv2.CV_64F)
         self.sum, self.sqsum = integral.ravel(), squares.ravel()
         # Upright and tilted tables side by side, so one gather serves both kinds of feature.
         self.tables = np.concatenate([self.sum, rotated_integral.ravel()])
@@ -138,7 +139,8 @@ class _ScaledImage:
         # Corner offsets relative to the window origin (OpenCV's CV_SUM_OFFSETS and CV_TILTED_OFFSETS).
         upright = np.stack([x + s * y, x + w + s * y, x + s * (y + h), x + w + s * (y + h)], axis=-1)
         rotated = np.stack([x + s * y, x - h + s * (y + h), x + w + s * (y + w), x + w - h + s * (y + w + h)], axis=-1)
-        self.corners = np.where(cascade.tilted[:, None, None], rotated + len(self.sum), upright)
+        self.corners = np.where(cascade.tilted[:, None, None], rotated + len(self.sum), upright).reshape(-1, 12)
+        self.coefficients = (cascade.weights[..., None] * self.SIGNS).reshape(-1, 12)
         self.planes = (integral, rotated_integral)
         self.corner_rows, self.corner_cols = np.divmod(np.where(cascade.tilted[:, None, None], rotated, upright), s)
 
@@ -152,7 +154,7 @@ class _ScaledImage:
         def box_sum(table: np.ndarray) -> np.ndarray:
             return table[o + corners[0]] - table[o + corners[1]] - table[o + corners[2]] + table[o + corners[3]]
 
-        total, squares = box_sum(self.sum), box_sum(self.sqsum)
+        total, squares = box_sum(self.sum).astype(np.float64), box_sum(self.sqsum)
         nf = area * squares - total * total
         positive = nf > 0
         inverse = np.where(positive, 1.0 / np.sqrt(np.where(positive, nf, 1.0)), 1.0)
@@ -160,8 +162,8 @@ class _ScaledImage:
 
     def features(self, index: np.ndarray, origins: np.ndarray) -> np.ndarray:
         """(windows, len(index)) raw values of the features in each window: weighted rectangle sums."""
-        corners = self.tables[self.corners[index][None] + origins[:, None, None, None]]
-        return ((corners @ self.SIGNS) * self.cascade.weights[index]).sum(axis=-1)
+        corners = self.tables[self.corners[index][None] + origins[:, None, None]]
+        return np.einsum("nfk,fk->nf", corners, self.coefficients[index])
 
     def dense_features(self, index: np.ndarray, grid: tuple[int, int, int]) -> np.ndarray:
         """Same as `features` for every window of the grid (rows, cols, step), by strided slices.
