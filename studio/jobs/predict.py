@@ -19,9 +19,8 @@ from studio.core.shapes import Box
 from studio.core.types import Annotation, Media, ModelRun
 from studio.db.project import Project
 from studio.jobs.runner import CancelCheck, ProgressCallback, ProgressMeter, never_cancelled
-from studio.models.device import pick_device
 from studio.models.protocols import Detection, Detector
-from studio.models.registry import get_plugin, load_model
+from studio.models.registry import device_for, get_plugin, load_model
 
 FrameRange = tuple[int, int | None]
 """First frame and the frame to stop before (None: the end), as Python slices count."""
@@ -169,7 +168,7 @@ def run_detection(
     if batch_size < 1:
         raise StudioError(f"batch size must be 1 or more, got {batch_size}")
     items = plan(project, media_ids, every_n=every_n, frame_range=frame_range)
-    chosen_device = pick_device(device)
+    chosen_device = device_for(spec, device)
     params = {
         "conf": conf, "iou": iou, "classes": list(classes) if classes else None, "every_n": every_n,
         "frame_range": list(frame_range) if frame_range else None, "batch_size": batch_size,

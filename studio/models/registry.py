@@ -105,12 +105,22 @@ class ModelCache:
 MODEL_CACHE = ModelCache(int(os.environ.get(CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE)))
 
 
+def device_for(spec: PluginSpec, requested: str | None) -> str:
+    """The device `spec` runs on: "auto" (or None) picks the best one the plugin supports; an explicit
+    request the plugin cannot honour is an error."""
+    if requested is None or requested.strip().lower() == "auto":
+        best = pick_device(None)
+        return best if not spec.devices or best.split(":")[0] in spec.devices else spec.devices[0]
+    chosen = pick_device(requested)
+    if spec.devices and chosen.split(":")[0] not in spec.devices:
+        raise StudioError(f"{spec.id} runs on {', '.join(spec.devices)}, not on {chosen}")
+    return chosen
+
+
 def load_model(plugin_id: str, *, weights: str | None = None, device: str | None = None) -> Any:
     """The plugin's model object (Detector, Segmenter, ...) for these weights on this device, cached."""
     spec = get_plugin(plugin_id)
-    chosen = pick_device(device)
-    if spec.devices and chosen.split(":")[0] not in spec.devices:
-        raise StudioError(f"{plugin_id} runs on {', '.join(spec.devices)}, not on {chosen}")
+    chosen = device_for(spec, device)
     return MODEL_CACHE.get_or_load(
         (plugin_id, weights, chosen), lambda: spec.load(weights=weights, device=chosen)
     )
@@ -152,6 +162,7 @@ __all__ = [
     "ModelCache",
     "all_plugins",
     "broken_plugins",
+    "device_for",
     "get_plugin",
     "load_model",
     "weights_status",

@@ -101,3 +101,11 @@ def test_studio_help_imports_no_model_library():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert result.stdout.strip() == ""
+
+
+def test_auto_device_respects_what_a_plugin_supports(monkeypatch):
+    spec = PluginSpec(id="cpu-only", family="t", task="detect", title="t", load=lambda **_: None, devices=("cpu",))
+    monkeypatch.setattr(registry, "pick_device", lambda requested: "cuda" if requested in (None, "cuda") else "cpu")
+    assert registry.device_for(spec, None) == "cpu" and registry.device_for(spec, "auto") == "cpu"  # best GPU unsupported
+    with pytest.raises(StudioError, match="cpu-only runs on cpu, not on cuda"):
+        registry.device_for(spec, "cuda")  # an explicit request is not silently changed
