@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
@@ -371,6 +371,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._remember_state()
         self.frame_reader.close()
+        # workers (segmenter encodes, jobs) signal objects owned by this window: let them finish first
+        QThreadPool.globalInstance().waitForDone(5000)
         if self.project is not None:
             self.project.close()
         super().closeEvent(event)
