@@ -385,3 +385,22 @@ def test_compare_runs_opens_the_comparison_window_which_can_send_an_image_back(m
     wait_shown(qtbot, window)
     assert window.media.id == second
     compare.close()
+
+
+def test_label_panel_renames_and_merges_labels_through_the_project(make_window, monkeypatch):
+    from PySide6.QtWidgets import QInputDialog
+
+    window = make_window()
+    cat, dog = window.labels
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))  # a "cat" box
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("kitten", True))
+    window.rename_label_dialog(cat.id)
+    assert [label.name for label in window.labels] == ["kitten", "dog"]
+    assert "kitten" in window.labels_panel.list.item(0).text()
+
+    monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: ("dog", True))
+    window.merge_label_dialog(cat.id)
+    assert [label.name for label in window.labels] == ["dog"]
+    assert stored(window)[0].label_id == dog.id
+    assert window.annotations[0].label_id == dog.id  # the canvas shows the merged label at once
