@@ -404,3 +404,27 @@ def test_label_panel_renames_and_merges_labels_through_the_project(make_window, 
     assert [label.name for label in window.labels] == ["dog"]
     assert stored(window)[0].label_id == dog.id
     assert window.annotations[0].label_id == dog.id  # the canvas shows the merged label at once
+
+
+def test_without_labels_the_chooser_asks_and_a_typed_name_becomes_a_label(make_window, monkeypatch, tmp_path):
+    from PySide6.QtWidgets import QDialog
+
+    from studio.ui.label_chooser import LabelChooser
+
+    root = make_project(tmp_path / "unlabelled", images=1)
+    with Project.open(root) as project:
+        for label in project.labels():
+            project.delete_label(label.id)
+    window = make_window(root)
+    assert window.current_label_id is None
+
+    def choose_tree(chooser: LabelChooser) -> int:
+        chooser.chosen_name = "tree"
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(LabelChooser, "exec", choose_tree)
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (60, 60))
+    [ann] = stored(window)
+    assert window.label_map()[ann.label_id].name == "tree"
+    assert window.current_label_id == ann.label_id  # the next shape gets it without asking
