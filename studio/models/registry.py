@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
@@ -79,7 +79,7 @@ class ModelCache:
         self._models: OrderedDict[Hashable, Any] = OrderedDict()
         self._lock = threading.RLock()
 
-    def get_or_load(self, key: Hashable, build: Any) -> Any:
+    def get_or_load(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """The cached model for `key`, or `build()`'s result, cached (evicting the least recently used)."""
         with self._lock:
             if key in self._models:
