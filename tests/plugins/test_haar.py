@@ -67,3 +67,18 @@ def test_plugin_module_imports_no_heavy_library():
     code = "import sys, plugins.opencv_haar; print([m for m in ('torch', 'cv2', 'ultralytics') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_studio_predict_with_haar_stores_the_face(project, tmp_path, portrait, capsys):
+    import cv2
+
+    from studio.cli.main import main
+    from studio.io.media import add_paths
+
+    path = tmp_path / "portrait.jpg"
+    cv2.imwrite(str(path), portrait)
+    (media,) = add_paths(project, [path]).added
+    assert main(["predict", str(project.root), "--model", "opencv-haar", "--run", "faces"]) == 0
+    assert "1 predictions on 1 images" in capsys.readouterr().out
+    (face,) = project.annotations(media.id, source=project.find_run("faces").id)
+    assert project.get_label(face.label_id).name == "face" and face.score >= 0.5
