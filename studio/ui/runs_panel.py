@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QListWidget,
     QListWidgetItem,
+    QMessageBox,
     QPushButton,
     QSlider,
     QVBoxLayout,
@@ -231,8 +232,11 @@ class RunsPanel(QDockWidget):
         run_id = self.current_run_id()
         if run_id is None:
             return
-        self.project.delete_run(run_id)
-        self.undo_stack.clear()  # accepts of the deleted run can no longer be redone faithfully
+        name = self.project.get_run(run_id).name
+        answer = QMessageBox.question(self, "Delete run", f"Delete run {name!r} and all its predictions?")
+        if answer != QMessageBox.StandardButton.Yes:
+            return
+        self.project.delete_run(run_id)  # accepted copies are human annotations: they and their undo stay valid
         self.refresh()
         self.visibility_changed.emit()
 
