@@ -136,8 +136,7 @@ class ModelPanel(QDockWidget):
         self.browse.setEnabled(spec.needs_weights)
         prompt = bool(spec.options.get("text_prompt"))
         self.classes.setPlaceholderText("text prompt, e.g. person, red car" if prompt else "all classes, or a, b")
-        default = spec.options.get("default_classes")
-        self.classes.setText(", ".join(default) if default and not self.classes.text() else self.classes.text())
+        self.classes.setText(", ".join(spec.options.get("default_classes") or []))  # another model's classes mislead
 
     @Slot()
     def choose_weights_file(self) -> None:
