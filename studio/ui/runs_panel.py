@@ -121,7 +121,9 @@ class RunsPanel(QDockWidget):
         self.undo_button.clicked.connect(self.undo_stack.undo)
         self.color_button.clicked.connect(self.choose_color)
         self.delete_button.clicked.connect(self.delete_current_run)
-        self.undo_stack.indexChanged.connect(lambda _index: self.annotations_changed.emit())
+        # signal to signal: Qt drops the connection when this panel is deleted (a lambda would outlive it
+        # and fire on a dead panel after the window switched projects, sharing its undo stack)
+        self.undo_stack.indexChanged.connect(self.annotations_changed)
         self.refresh()
 
     # ---- the list of runs --------------------------------------------------------------------------
