@@ -1,4 +1,4 @@
-"""The numpy Haar-cascade detector: finds a real face, stays quiet on noise, refuses bad options."""
+"""The Haar-cascade detector: finds a real face, stays quiet on noise, refuses bad options."""
 
 from __future__ import annotations
 
@@ -50,8 +50,7 @@ def test_every_bundled_cascade_parses_and_runs():
     (found,) = detector.detect([image], classes=list(opencv_haar.CASCADES), conf=0.0)
     assert all(d.label in opencv_haar.CASCADES for d in found)
     for name in opencv_haar.CASCADES:
-        cascade = opencv_haar.load_cascade(name)
-        assert cascade.stages and cascade.width > 0 and len(cascade.rects) == len(cascade.weights)
+        assert not opencv_haar.load_cascade(name).empty()
 
 
 def test_bad_options_are_one_clear_error():
