@@ -209,12 +209,17 @@ def add_paths(
     progress: Progress | None = None,
     cancel: CancelCheck | None = None,
     batch_size: int = 500,
+    first_batch_size: int = 100,
+    on_batch: Callable[[list[Media]], None] | None = None,
 ) -> AddReport:
     """Add image/video files and folders (recursively) to a project.
 
-    Without `skip_bad`, a bad file stops the whole add before anything is stored. With it, bad files
-    are reported and the rest are added. Files are probed first (a cancel then adds nothing), then
-    stored in batches of `batch_size` (a cancel keeps the batches already stored).
+    Without `skip_bad`, a bad file stops the whole add before anything is stored: files are probed
+    first (a cancel then adds nothing), then stored in batches of `batch_size` (a cancel keeps the
+    batches already stored). With `skip_bad`, bad files are reported and the rest are added, batch by
+    batch as they are probed, the first batch small: a window listing the project shows the first
+    images of a 10,000-image folder at once instead of after every file was read. `on_batch` is called
+    with each stored batch.
     """
     report = AddReport()
     files: dict[str, Path] = {}  # by stored path: a file named twice, or inside a folder also named, is added once
@@ -229,23 +234,36 @@ def add_paths(
         for path in found:
             files.setdefault(project.stored_path(path), path)
     known = {m.path for m in project.list_media()} if files else set()
-    infos: list[MediaInfo] = []
-    for done, (stored, path) in enumerate(files.items(), 1):
+    pending: list[MediaInfo] = []
+
+    def store(infos: list[MediaInfo]) -> None:
         if cancel is not None and cancel():
-            raise CancelledError(f"cancelled while reading files ({done - 1} of {len(files)}); nothing was added")
-        if stored in known:
+            raise CancelledError(f"cancelled: {len(report.added)} of {len(files)} files were added")
+        stored = project.add_media(infos)
+        report.added.extend(stored)
+        if on_batch is not None:
+            on_batch(stored)
+
+    for done, (stored_path, path) in enumerate(files.items(), 1):
+        if cancel is not None and cancel():
+            raise CancelledError(
+                f"cancelled while reading files ({done - 1} of {len(files)}); "
+                + (f"{len(report.added)} were added" if skip_bad else "nothing was added")
+            )
+        if stored_path in known:
             report.already_present += 1
         else:
             try:
-                infos.append(probe(path))
+                pending.append(probe(path))
             except MediaError as exc:
                 if not skip_bad:
                     raise
                 report.failed.append(str(exc))
+        if skip_bad and len(pending) >= (batch_size if report.added else first_batch_size):
+            store(pending)
+            pending = []
         if progress is not None:
             progress(done, len(files))
-    for start in range(0, len(infos), batch_size):
-        if cancel is not None and cancel():
-            raise CancelledError(f"cancelled: {len(report.added)} of {len(infos)} files were added")
-        report.added.extend(project.add_media(infos[start : start + batch_size]))
+    for start in range(0, len(pending), batch_size):
+        store(pending[start : start + batch_size])
     return report

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import cv2
-from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
@@ -99,6 +99,8 @@ class MainWindow(QMainWindow):
 
     media_shown = Signal(int, int)
     """(media id, frame) once its pixels and annotations are on the canvas."""
+    media_batch_added = Signal(object)
+    """A batch of media stored by a running add job (list[Media]); emitted from its worker thread."""
 
     def __init__(self, project: Project | None = None) -> None:
         super().__init__()
@@ -284,6 +286,7 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         self.browser.media_activated.connect(self.show_media)
+        self.media_batch_added.connect(self._on_media_batch_added)  # queued: emitted on a worker thread
         self.video_controls.frame_changed.connect(self.show_frame)
         self.frame_reader.frame_ready.connect(self._on_frame_ready)
         self.frame_reader.frame_failed.connect(self._on_frame_failed)
@@ -867,6 +870,13 @@ class MainWindow(QMainWindow):
         self.jobs.remove(job)
         job.deleteLater()
 
+    @Slot(object)
+    def _on_media_batch_added(self, batch: list[Media]) -> None:
+        """List what an add job stored so far; open the first image if nothing is shown yet."""
+        self.browser.refresh()
+        if self.media is None and batch:
+            self.show_media(batch[0].id)
+
     def add_paths(self, paths: list[str | Path]) -> Job:
         """Add files and folders (the same call as `studio add`), then show them in the browser."""
         from studio.io.media import add_paths
@@ -874,7 +884,10 @@ class MainWindow(QMainWindow):
         project = self._require()
 
         def work(progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> Any:
-            return add_paths(project, paths, skip_bad=True, progress=progress, cancel=cancelled)
+            # batches reach the browser while the rest of the folder is still being read
+            return add_paths(
+                project, paths, skip_bad=True, progress=progress, cancel=cancelled, on_batch=self.media_batch_added.emit
+            )
 
         def done(report: Any) -> None:
             self.browser.refresh()
@@ -882,8 +895,6 @@ class MainWindow(QMainWindow):
             if report.failed:
                 message += f"; skipped {len(report.failed)} unreadable: {report.failed[0]}"
             self.statusBar().showMessage(message, 10000)
-            if self.media is None and report.added:
-                self.show_media(report.added[0].id)
 
         return self.run_job("Adding media…", work, done)
 

@@ -195,6 +195,18 @@ def test_cancel_between_batches_keeps_the_stored_batches(project: Project, image
     assert project.counts()["media"] == 2
 
 
+def test_skip_bad_stores_each_batch_as_it_is_read(project: Project, image_folder: Path) -> None:
+    """The window adds with skip_bad: the first files are in the project (and listed) before the rest are read."""
+    (image_folder / "b" / "broken.png").write_bytes(b"not an image")
+    stored_so_far: list[tuple[int, int]] = []
+    report = add_paths(
+        project, [image_folder], skip_bad=True, first_batch_size=2, batch_size=2,
+        on_batch=lambda batch: stored_so_far.append((len(batch), project.count_media())),
+    )
+    assert stored_so_far == [(2, 2), (2, 4), (1, 5)]
+    assert len(report.added) == 5 and len(report.failed) == 1 and "broken.png" in report.failed[0]
+
+
 def test_a_jpeg_with_data_after_its_end_marker_is_accepted(tmp_path: Path) -> None:
     """Some phones append data (e.g. a depth map) after the image's end marker: the image is complete."""
     path = write_image(tmp_path / "phone.jpg", 40, 30)
