@@ -46,10 +46,16 @@ def _finite_floats(values: tuple[Any, ...], what: str) -> tuple[float, ...]:
     return floats
 
 
+_ONLY_FLOAT = {float}
+
+
 def _coerce_fields(shape: Any, what: str) -> tuple[float, ...]:
     """Make every field of a frozen numeric shape a finite float, in place; returns the values."""
     names = type(shape).__slots__  # the fields, in order; dataclasses.fields() costs 10x more per shape
-    values = _finite_floats(tuple(getattr(shape, name) for name in names), what)
+    values = tuple(map(shape.__getattribute__, names))
+    if set(map(type, values)) == _ONLY_FLOAT and all(map(math.isfinite, values)):
+        return values  # the usual case (JSON, the database, numpy .tolist()): nothing to convert
+    values = _finite_floats(values, what)
     for name, value in zip(names, values, strict=True):
         object.__setattr__(shape, name, value)
     return values

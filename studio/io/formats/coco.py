@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pycocotools import mask as mask_utils
 
 from studio.core import geometry
@@ -305,9 +306,9 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
             "annotations": annotations_json,
             "categories": categories,
         }
-        text = json.dumps(document, separators=(",", ":"))
+        text = orjson.dumps(document)  # the json module takes 5x longer on 100k annotations
     target = out / ANNOTATIONS_FILE
-    target.write_text(text)
+    target.write_bytes(text)
     files = [target]
     if copy_images:
         for image in dataset.images:
