@@ -37,6 +37,12 @@ Source: TypeAlias = Literal["human", "all"] | int
 """Which annotations: "human" (ground truth), "all", or the id of a model run."""
 
 
+@functools.lru_cache(maxsize=4096)
+def _real_directory(directory: str) -> str:
+    """realpath of a folder, once per folder: the files of one folder share it."""
+    return os.path.realpath(directory)
+
+
 def _media(row: MediaRow) -> Media:
     return Media(
         id=row.id, path=row.path, kind=row.kind, width=row.width, height=row.height,  # type: ignore[arg-type]
@@ -226,13 +232,19 @@ class Project:
 
     def stored_path(self, path: Path | str) -> str:
         """How a media path is stored: relative (posix) inside the project directory, absolute outside."""
-        absolute = Path(os.path.abspath(path))
-        if absolute.is_relative_to(self.root):
-            return absolute.relative_to(self.root).as_posix()
-        # the root is stored resolved: a path through a symlinked folder (macOS's /tmp, a linked home)
-        # still lies inside the project. The file itself stays unresolved: a linked file is its own media.
-        real = Path(os.path.realpath(absolute.parent)) / absolute.name
-        return real.relative_to(self.root).as_posix() if real.is_relative_to(self.root) else absolute.as_posix()
+        absolute = os.path.abspath(path)
+        inside = self._inside_root(absolute)
+        if inside is None:
+            # the root is stored resolved: a path through a symlinked folder (macOS's /tmp, a linked home)
+            # still lies inside the project. The file itself stays unresolved: a linked file is its own media.
+            directory, name = os.path.split(absolute)
+            inside = self._inside_root(os.path.join(_real_directory(directory), name))
+        return inside if inside is not None else Path(absolute).as_posix()
+
+    def _inside_root(self, absolute: str) -> str | None:
+        # string prefix, not pathlib: adding a 10,000-file folder calls this per file (0.5 s -> 0.03 s)
+        prefix = os.path.join(str(self.root), "")
+        return absolute[len(prefix) :].replace(os.sep, "/") if absolute.startswith(prefix) else None
 
     def resolve(self, media: Media | str) -> Path:
         """Where a media file is on disk."""
