@@ -7,6 +7,7 @@ is as it was. With `skip_bad`, bad items are left out and reported instead.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -272,7 +273,7 @@ def build_dataset(
 
 
 def _export_name(media: Media, taken: set[str]) -> str:
-    name = media.path if not PurePosixPath(media.path).is_absolute() else media.name
+    name = media.name if os.path.isabs(media.path) else media.path  # paths are stored in this OS's form
     if name in taken:
         stem, dot, ext = name.rpartition(".")
         name = f"{stem}_{media.id}{dot}{ext}" if dot else f"{name}_{media.id}"
