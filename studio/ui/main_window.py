@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +46,7 @@ from studio.core.geometry import clip_to_image
 from studio.core.shapes import Mask, Shape
 from studio.core.types import Annotation, Label, Media
 from studio.db.project import Project
+from studio.io.media import read_media
 from studio.ui import app_settings, theme
 from studio.ui.canvas import TOOLS, Canvas, Tool, rgb_array
 from studio.ui.commands import AddAnnotations, DeleteAnnotations, UpdateAnnotation
@@ -80,6 +82,8 @@ TOOL_KEYS: dict[Tool, tuple[str, str]] = {
 }
 SEGMENTER_KEY = "ui.segmenter"
 DEFAULT_SEGMENTER = "grabcut"  # OpenCV, needs no weights; a project can name a SAM plugin instead
+PREFETCH_IMAGES = 2
+"""How many of the next images in the browser the segmenter encodes ahead of time."""
 GESTURES = (
     ("Wheel", "Zoom around the cursor"),
     ("Middle drag / Space+drag", "Pan"),
@@ -646,6 +650,10 @@ class MainWindow(QMainWindow):
             tool.set_label(self.current_label_id)
         bgr = cv2.cvtColor(rgb_array(self.canvas.image), cv2.COLOR_RGB2BGR)  # models take OpenCV's order
         tool.set_image(self.media, bgr, frame=self.frame)
+        # SAM's encoder takes seconds on a CPU: encode the next images now, so D lands on a ready one
+        project = self._require()
+        upcoming = [m for m in self.browser.following(self.media.id, PREFETCH_IMAGES) if m.kind == "image"]
+        tool.prefetch([partial(read_media, project, media) for media in upcoming])
 
     def _on_segment_preview(self, mask: Any, _index: int, _score: float) -> None:
         tool = self.segment_tool

@@ -370,6 +370,14 @@ class MediaBrowser(QWidget):
         """Open the previous media (A in the labelling window)."""
         self._step(-1)
 
+    def following(self, media_id: int, count: int) -> list[Media]:
+        """Up to `count` media listed after `media_id` (in the current filter): what D opens next."""
+        row = self.model.row_of(media_id)
+        if row is None:
+            return []
+        found = (self.model.media_at(row + step) for step in range(1, count + 1))
+        return [media for media in found if media is not None]
+
     def current_media_id(self) -> int | None:
         index = self.view.currentIndex()
         return index.data(MEDIA_ID_ROLE) if index.isValid() else None

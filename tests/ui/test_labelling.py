@@ -262,6 +262,19 @@ def test_click_segmentation_stores_the_object_as_an_undoable_mask(make_window, q
     assert stored(window) == []
 
 
+def test_segment_mode_encodes_the_next_images_before_they_are_opened(make_window, qtbot):
+    window = make_window()  # three images
+    window.set_tool("segment")
+    qtbot.waitUntil(lambda: window.segment_tool is not None, timeout=10000)
+    cache = window.segment_tool.cache
+    qtbot.waitUntil(lambda: cache.stats().misses == 3, timeout=10000)  # the shown image and the next two
+
+    qtbot.keyClick(window.canvas, Qt.Key.Key_D)
+    wait_shown(qtbot, window)
+    qtbot.waitUntil(lambda: cache.stats().memory_hits >= 1, timeout=10000)
+    assert cache.stats().misses == 3  # the image D opened was ready: no encoder call
+
+
 def test_predictions_of_a_run_show_when_its_source_is_on_and_above_the_threshold(make_window):
     from studio.core.types import Annotation
 
