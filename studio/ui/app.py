@@ -6,11 +6,13 @@ import sys
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from studio.core.errors import StudioError
 from studio.db.project import Project
+
+ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "studio.svg"
 
 
 def application() -> QApplication:
@@ -24,6 +26,7 @@ def application() -> QApplication:
     app.setApplicationName("Studio")
     app.setOrganizationName("Studio")
     app.setStyle("Fusion")
+    app.setWindowIcon(QIcon(str(ICON)))
     return app
 
 
