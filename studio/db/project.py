@@ -141,6 +141,7 @@ class Project:
     def __init__(self, engine: Engine, root: Path) -> None:
         self.engine = engine
         self.root = root.resolve()
+        self._root_prefix = os.path.join(str(self.root), "")  # "/path/to/project/": media inside start with it
         self._sessions = sessionmaker(engine, expire_on_commit=False)
         self._local = threading.local()
 
@@ -243,7 +244,7 @@ class Project:
 
     def _inside_root(self, absolute: str) -> str | None:
         # string prefix, not pathlib: adding a 10,000-file folder calls this per file (0.5 s -> 0.03 s)
-        prefix = os.path.join(str(self.root), "")
+        prefix = self._root_prefix
         return absolute[len(prefix) :].replace(os.sep, "/") if absolute.startswith(prefix) else None
 
     def resolve(self, media: Media | str) -> Path:

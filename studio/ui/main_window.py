@@ -897,8 +897,7 @@ class MainWindow(QMainWindow):
                 project, paths, skip_bad=True, progress=progress, cancel=cancelled, on_batch=self.media_batch_added.emit
             )
 
-        def done(report: Any) -> None:
-            self.browser.refresh()
+        def done(report: Any) -> None:  # the browser already listed each batch as it was stored
             message = f"Added {len(report.added)} media ({report.already_present} already there)"
             if report.failed:
                 message += f"; skipped {len(report.failed)} unreadable: {report.failed[0]}"
