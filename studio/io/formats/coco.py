@@ -178,9 +178,15 @@ class _Reader:
         )
 
     def _only_a_supercategory(self, items: list[Any], name: str, used: set[str]) -> bool:
-        """Roboflow lists the dataset's name as category 0, the supercategory of the real ones, and never
-        uses it: that is no label. Noted among the problems, so that it is not left out in silence."""
-        if name in used or not any(item.get("supercategory") == name and item.get("name") != name for item in items):
+        """Placeholders that are no label, when unused: Roboflow lists the dataset's name as category 0, the
+        supercategory of the real ones; labelme2coco lists `_background_`. Noted among the problems, so
+        that they are not left out in silence."""
+        if name in used:
+            return False
+        if name == "_background_":
+            self.problems.append(f"{self.file_name}: category '_background_' (labelme's) is no object class; not made a label")
+            return True
+        if not any(item.get("supercategory") == name and item.get("name") != name for item in items):
             return False
         self.problems.append(f"{self.file_name}: category {name!r} is only the supercategory of others; not made a label")
         return True
@@ -272,7 +278,7 @@ class _Reader:
         size = (image.height, image.width)
         annotation = self._shape_and_fields(item, where, categories[category_id], size)  # type: ignore[arg-type]
         # COCO's evaluation uses the file's bbox and area, not ones recomputed from the segmentation
-        if isinstance(item.get("bbox"), list) and len(item["bbox"]) == 4:
+        if isinstance(item.get("bbox"), list) and len(item["bbox"]) == 4 and not isinstance(annotation.shape, Box):
             annotation.bbox = tuple(_json_number(v, f"{where} bbox") for v in item["bbox"])  # type: ignore[assignment]
         if item.get("area") is not None:
             annotation.area = _json_number(item["area"], f"{where} area")
@@ -347,6 +353,12 @@ def _shape(item: dict[str, Any], where: str, size: tuple[int, int] | None, probl
             if valid and len(valid) < len(parts) and problems is not None:
                 dropped = [str(i + 1) for i, part in enumerate(parts) if len(part) < 6]
                 problems.append(f"{where}: dropped polygon part {', '.join(dropped)} of {len(parts)} (fewer than 3 points)")
+            if not valid and len(parts) == 1 and len(parts[0]) == 4:
+                # labelme2coco writes a rectangle as its two corners: that is a box, the file's bbox if stated
+                x1, y1, x2, y2 = parts[0]
+                if isinstance(item.get("bbox"), list) and len(item["bbox"]) == 4:
+                    return Box.from_xywh(*(_json_number(v, f"{where} bbox") for v in item["bbox"]))
+                return Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
             return Polygon.from_flat(valid or parts)
         if segmentation not in (None, []):
             raise FormatError(f"{where}: segmentation must be polygon lists or an RLE object, got {segmentation!r:.60}")
