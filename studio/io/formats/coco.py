@@ -14,7 +14,6 @@ field for are kept in the attribute `coco` and written back where they were.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
