@@ -353,18 +353,21 @@ def build_dataset(
     names = {label.id: label.name for label in chosen}
     by_frame: dict[tuple[int, int], list[DatasetAnnotation]] = defaultdict(list)
     # the columnar table, not project.annotations(): no ORM objects, 4x faster on 100k annotations
-    columns = ("media_id", "frame", "label_id", "geometry", "score", "attributes", "track_id", "x", "y", "w", "h", "area")
+    columns = ("media_id", "frame", "label_id", "geometry", "score", "attributes", "track_id", "kind", "x", "y", "w", "h", "area")
     with bulk_objects():
         table = project.annotation_table(source, with_geometry=True)
-        for media_id, frame, label_id, shape, score, attributes, track_id, x, y, w, h, area in zip(
+        for media_id, frame, label_id, shape, score, attributes, track_id, kind, x, y, w, h, area in zip(
             *map(table.get, columns), strict=True
         ):
-            if label_id in names:
-                by_frame[(media_id, frame)].append(
-                    DatasetAnnotation(
-                        names[label_id], shape_from_json(shape), score, dict(attributes or {}), track_id, (x, y, w, h), area
-                    )
-                )
+            if label_id not in names:
+                continue
+            annotation = DatasetAnnotation(names[label_id], shape_from_json(shape), score, dict(attributes or {}), track_id)
+            # the stored box and area, where they can differ from the shape's own (a box is its own bbox)
+            if kind != "box":
+                annotation.bbox, annotation.area = (x, y, w, h), area
+            elif area != w * h:
+                annotation.area = area
+            by_frame[(media_id, frame)].append(annotation)
     images: list[DatasetImage] = []
     taken: set[str] = set()
     for media in project.list_media():
