@@ -101,7 +101,9 @@ def test_the_wheel_runs_the_demo_outside_the_checkout(tmp_path):
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
                     "-w", str(wheels), str(ROOT)], check=True, timeout=300, capture_output=True)
-    (wheel,) = wheels.glob("studio-*.whl")
+    from studio import __version__
+
+    (wheel,) = wheels.glob(f"studio-{__version__}-*.whl")
 
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=False)
