@@ -261,7 +261,8 @@ def import_dataset(
         if not dataset.ids_only:
             label_ids.update((name, project.ensure_label(name).id) for name in dataset.labels)
             for name, schema in dataset.keypoints.items():
-                project.set_label_keypoints(label_ids[name], schema)
+                if name in label_ids:
+                    project.set_label_keypoints(label_ids[name], schema)
         media_index = _MediaIndex(project, dataset.image_root, dataset.folders_tried)
         file_ids = _FileIds(project, format_name)
         resolver = file_ids.resolver(dataset, path.name, None if gt_file is None else Path(gt_file)) if dataset.ids_only else None
