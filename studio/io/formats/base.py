@@ -48,6 +48,7 @@ class DatasetImage:
     `source_id` is the format's own number for the image (a COCO image id), when it has one: read from
     the file on import, and on export the id a writer should use (the media id) or the one it chose.
     Transfer remembers these ids so a later file that names images only by id (COCO results) resolves.
+    `tags` are image-level labels (CVAT <tag>, labelme's image flags), added to the media's tags on import.
     """
 
     file_name: str
@@ -58,6 +59,7 @@ class DatasetImage:
     frame: int | None = None
     source_id: int | None = None
     embedded: bytes | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +74,8 @@ class Dataset:
     images: list[DatasetImage]
     image_root: Path | None = None
     problems: list[str] = field(default_factory=list)
-    """Items a reader skipped (only when asked to skip bad items), one message each."""
+    """Items a reader skipped, one message each: bad items when asked to skip them, and elements the
+    format has that Studio cannot hold (CVAT cuboids), which are always skipped and reported."""
     label_ids: dict[str, int] = field(default_factory=dict)
     """The format's own id of each label (COCO category ids): read on import, set by a writer on export."""
     ids_only: bool = False
