@@ -118,7 +118,7 @@ def test_hand_written_files_read_every_shape_type(project: Project, labelme_fold
     bag = anns[("bag", "mask")][1]
     assert isinstance(bag, Mask) and geometry.area(bag) == pytest.approx(8 * 11, abs=12)
     ball, ball_attrs = anns[("ball", "polygon")][1], anns[("ball", "polygon")][3]
-    assert isinstance(ball, Polygon) and len(ball.parts[0]) == labelme.CIRCLE_VERTICES
+    assert isinstance(ball, Polygon) and len(ball.parts[0]) == labelme.ELLIPSE_VERTICES
     assert ball.parts[0][0] == (37.0, 24.0) and geometry.area(ball) == pytest.approx(math.pi * 25, rel=2e-3)
     assert ball_attrs == {"shape_type": "circle", "description": "red ball"}
     assert anns[("edge", "polyline")][3] == {"shape_type": "line"}

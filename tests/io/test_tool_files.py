@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 import yaml
 
 from studio.core import geometry
@@ -195,3 +196,60 @@ def test_run_exports_five_columns_that_ultralytics_loads(project: Project, tmp_p
     image = next((tmp_path / "out/images").rglob(label_file.stem + ".*"))
     *_, found, empty, corrupt, message = verify_image_label((str(image), str(label_file), "", False, 3, 0, 0, False))
     assert (found, empty, corrupt, message) == (1, 0, 0, "")
+
+
+# ---- CVAT --------------------------------------------------------------------------------------------
+
+
+def test_cvat_project_with_subsets_tags_ellipse_skeleton(project: Project) -> None:
+    report = import_dataset(project, "cvat", DATA / "cvat_project")
+    assert (report.images, report.images_added, report.annotations, report.tagged) == (2, 2, 3, 1)
+    assert report.skipped == [f"{DATA / 'cvat_project/annotations.xml'}: skipped 1 <cuboid> elements (Studio cannot hold them)"]
+    # declared labels, not the skeleton's points, which are keypoint names
+    assert [label.name for label in project.labels()] == ["ball", "box", "blurry", "hand"]
+    media = {m.name: m for m in project.list_media()}
+    assert media["a.jpg"].path.endswith("images/Train/a.jpg") and media["b.jpg"].path.endswith("images/Validation/b.jpg")
+    assert project.tags(media["a.jpg"].id) == ["blurry"]
+    anns = annotations_by_image(project)
+    [(ball_label, ball, ball_attributes), (box_label, box, _)] = anns["a.jpg"]
+    assert (box_label, box) == ("box", Box(2, 3, 20.5, 30.25))
+    assert ball_label == "ball" and ball_attributes == {"occluded": True} and isinstance(ball, Polygon)
+    assert geometry.area(ball) == pytest.approx(np.pi * 10 * 5, rel=0.01)
+    [(hand_label, hand, hand_attributes)] = anns["b.jpg"]
+    assert hand_label == "hand" and hand_attributes == {"keypoints": ["wrist", "thumb", "index"]}
+    assert hand.points == ((10, 40), (14, 30), (20, 28)) and hand.visibility == (2, 1, 0)
+
+
+def test_cvat_skeleton_and_ellipse_round_trip(project: Project, tmp_path: Path) -> None:
+    import_dataset(project, "cvat", DATA / "cvat_project")
+    second = reimported(project, "cvat", tmp_path)
+    before, after = annotations_by_image(project), annotations_by_image(second)
+    assert after["b.jpg"] == before["b.jpg"]
+    np.testing.assert_allclose(after["a.jpg"][0][1].parts[0], before["a.jpg"][0][1].parts[0], atol=1e-6)
+    xml = (tmp_path / "cvat-out/annotations.xml").read_text()
+    assert '<skeleton label="hand"' in xml and "<parent>hand</parent>" in xml
+    second.close()
+
+
+def test_datumaro_cvat_task_skips_unlabelled_shapes_and_reads_skeletons(project: Project) -> None:
+    report = import_dataset(project, "cvat", DATA / "datumaro_cvat/images_task/train.xml")
+    # img0: a box and a skeleton (the unlabelled polyline skipped); img1: points and a skeleton
+    assert (report.images, report.annotations) == (2, 4)
+    assert report.skipped == [
+        f"{DATA / 'datumaro_cvat/images_task/train.xml'}: skipped 1 <polyline> elements without a label (Studio cannot hold them)",
+        f"{DATA / 'datumaro_cvat/images_task/train.xml'}: skipped 1 <polygon> elements without a label (Studio cannot hold them)",
+    ]
+    skeleton = next(shape for _, shape, attributes in annotations_by_image(project)["img1.jpg"] if "keypoints" in attributes)
+    assert skeleton.points == ((3, 3), (4, 4), (5, 5), (6, 6)) and skeleton.visibility == (2, 2, 0, 2)
+
+
+def test_cvat_video_file_fails_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from studio.cli.main import main
+
+    project_dir = tmp_path / "p"
+    assert main(["new", str(project_dir)]) == 0
+    assert main(["import", str(project_dir), str(DATA / "datumaro_cvat/video_task"), "--format", "cvat"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("studio: error: ") and "<track>" in error and "\n" not in error
+    with Project.open(project_dir) as project:
+        assert project.counts() == {"media": 0, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0}

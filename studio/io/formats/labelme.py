@@ -1,7 +1,7 @@
 """labelme JSON (labelme 5.x and 7): one .json per image, beside the image or carrying it as imageData.
 
 Shape types: rectangle -> Box; polygon -> Polygon; circle (centre, then a point on the circle) ->
-Polygon of CIRCLE_VERTICES vertices, the first one being the point on the circle, with attribute
+Polygon of ELLIPSE_VERTICES vertices, the first one being the point on the circle, with attribute
 shape_type="circle" so export writes a circle again; line / linestrip -> Polyline (a line keeps
 shape_type="line"); point / points -> Points; mask (base64 PNG of the region between two pixel corners)
 -> Mask of the whole image. A shape's `description` and `flags` become attributes, and so does the
@@ -34,19 +34,19 @@ from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError
 from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.io.formats.base import (
+    ELLIPSE_VERTICES,
     Dataset,
     DatasetAnnotation,
     DatasetImage,
     check_inside,
     collect_images,
+    ellipse_vertices,
     number,
     skip_or_raise,
     unique_stem,
     write_image,
 )
 
-CIRCLE_VERTICES = 64
-"""Vertices of the polygon a labelme circle becomes: within 0.12 % of the circle's area."""
 LABELME_VERSION = "5.5.0"
 """Written into exported files: the labelme file format these files follow."""
 SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "points", "mask")
@@ -223,13 +223,12 @@ def _need_points(shape_type: str, count: int) -> None:
 
 
 def _circle(centre: tuple[float, float], on_circle: tuple[float, float]) -> list[tuple[float, float]]:
-    """CIRCLE_VERTICES vertices of the circle, starting at (exactly) the point labelme stored on it."""
+    """ELLIPSE_VERTICES vertices of the circle, starting at (exactly) the point labelme stored on it."""
     (cx, cy), (px, py) = centre, on_circle
     radius, start = math.hypot(px - cx, py - cy), math.atan2(py - cy, px - cx)
     if radius == 0:
         raise FormatError("a circle has zero radius")
-    angles = start + 2 * math.pi * np.arange(1, CIRCLE_VERTICES) / CIRCLE_VERTICES
-    return [on_circle, *zip((cx + radius * np.cos(angles)).tolist(), (cy + radius * np.sin(angles)).tolist(), strict=True)]
+    return [on_circle, *ellipse_vertices(centre, (radius, radius), start=start)[1:]]
 
 
 def _mask(corner: tuple[float, float], encoded: Any, size: tuple[int, int] | None) -> Mask:
@@ -370,8 +369,8 @@ def _labelme_pieces(ann: DatasetAnnotation) -> list[tuple[str, list[list[float]]
 
 
 def _is_circle(polygon: Polygon) -> bool:
-    """Whether a polygon is still the regular CIRCLE_VERTICES-gon a circle was read as (not edited since)."""
-    if len(polygon.parts) != 1 or len(polygon.parts[0]) != CIRCLE_VERTICES:
+    """Whether a polygon is still the regular ELLIPSE_VERTICES-gon a circle was read as (not edited since)."""
+    if len(polygon.parts) != 1 or len(polygon.parts[0]) != ELLIPSE_VERTICES:
         return False
     vertices = np.asarray(polygon.parts[0])
     radii = np.hypot(*(vertices - vertices.mean(axis=0)).T)

@@ -270,6 +270,99 @@ def label_studio_yolo() -> None:
     (root / "notes.json").write_text(json.dumps({"categories": [{"id": 0, "name": "airplane"}, {"id": 1, "name": "boat"}, {"id": 2, "name": "car"}], "info": {"year": 2024, "version": "1.0", "contributor": "Label Studio"}}, indent=2))
 
 
+def cvat_project() -> None:
+    """A CVAT project exported as "CVAT for images 1.1" with images, as dump_as_cvat_annotation writes a
+    ProjectData: <meta><project> with <subsets>, images carrying subset and task_id, files under
+    images/<subset>/, two-decimal coordinates, a tag, an ellipse, a skeleton and a cuboid."""
+    root = HERE / "cvat_project"
+    noise(root / "images/Train/a.jpg", 12)
+    noise(root / "images/Validation/b.jpg", 13)
+    skeleton_labels = "".join(
+        f"""
+        <label>
+          <name>{name}</name>
+          <color>#d12345</color>
+          <type>points</type>
+          <attributes>
+          </attributes>
+          <parent>hand</parent>
+        </label>"""
+        for name in ("wrist", "thumb", "index")
+    )
+    (root / "annotations.xml").write_text(f"""<?xml version="1.0" encoding="utf-8"?>
+<annotations>
+  <version>1.1</version>
+  <meta>
+    <project>
+      <id>3</id>
+      <name>hands and balls</name>
+      <created>2024-05-02 09:12:44.123456+00:00</created>
+      <updated>2024-05-02 10:01:02.654321+00:00</updated>
+      <labels>
+        <label>
+          <name>ball</name>
+          <color>#33ddff</color>
+          <type>any</type>
+          <attributes>
+          </attributes>
+        </label>
+        <label>
+          <name>box</name>
+          <color>#fa3253</color>
+          <type>any</type>
+          <attributes>
+          </attributes>
+        </label>
+        <label>
+          <name>blurry</name>
+          <color>#aaaaaa</color>
+          <type>tag</type>
+          <attributes>
+          </attributes>
+        </label>
+        <label>
+          <name>hand</name>
+          <color>#0c81b5</color>
+          <type>skeleton</type>
+          <attributes>
+          </attributes>
+          <svg>&lt;circle r="1.5" data-type="element node" data-element-id="1" data-node-id="1" data-label-name="wrist"&gt;&lt;/circle&gt;</svg>
+        </label>{skeleton_labels}
+      </labels>
+      <owner>
+        <username>admin</username>
+        <email></email>
+      </owner>
+      <assignee></assignee>
+      <subsets>Train
+Validation</subsets>
+    </project>
+    <dumped>2024-05-02 10:05:00.000000+00:00</dumped>
+  </meta>
+  <image id="0" name="a.jpg" subset="Train" task_id="7" width="{WIDTH}" height="{HEIGHT}">
+    <box label="box" source="manual" occluded="0" xtl="2.00" ytl="3.00" xbr="20.50" ybr="30.25" z_order="0">
+    </box>
+    <ellipse label="ball" source="manual" occluded="1" cx="40.00" cy="20.00" rx="10.00" ry="5.00" rotation="30.00" z_order="0">
+    </ellipse>
+    <cuboid label="box" source="manual" occluded="0" xtl1="1.00" ytl1="1.00" xbl1="1.00" ybl1="9.00" xtr1="9.00" ytr1="1.00" xbr1="9.00" ybr1="9.00" xtl2="3.00" ytl2="3.00" xbl2="3.00" ybl2="11.00" xtr2="11.00" ytr2="3.00" xbr2="11.00" ybr2="11.00" z_order="0">
+    </cuboid>
+    <tag label="blurry" source="manual">
+    </tag>
+  </image>
+  <image id="1" name="b.jpg" subset="Validation" task_id="8" width="{WIDTH}" height="{HEIGHT}">
+    <skeleton label="hand" source="manual" z_order="0">
+      <points label="wrist" source="manual" outside="0" occluded="0" points="10.00,40.00">
+      </points>
+      <points label="thumb" source="manual" outside="0" occluded="1" points="14.00,30.00">
+      </points>
+      <points label="index" source="manual" outside="1" occluded="0" points="20.00,28.00">
+      </points>
+    </skeleton>
+  </image>
+</annotations>
+""")
+
+
 def png_base64(pixels: np.ndarray) -> str:
     buffer = io.BytesIO()
     Image.fromarray(pixels).save(buffer, format="PNG")
@@ -285,3 +378,4 @@ if __name__ == "__main__":
     voc_action()
     roboflow_yolo()
     label_studio_yolo()
+    cvat_project()
