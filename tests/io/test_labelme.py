@@ -197,7 +197,7 @@ BAD_LABELME: dict[str, tuple[str, str]] = {
     "no shapes": (json.dumps({"imagePath": "scene.jpg"}), "not a labelme file"),
     "no imagePath": (json.dumps(_document("", [])), "missing imagePath"),
     "text coordinate": (json.dumps(_document("scene.jpg", [_shape("a", "rectangle", [[1, "x"], [5, 5]])])), "y: expected a number"),
-    "one-point polygon": (json.dumps(_document("scene.jpg", [_shape("a", "polygon", [[1, 1]])])), "needs at least 3 point(s)"),
+    "empty polygon": (json.dumps(_document("scene.jpg", [_shape("a", "polygon", [])])), "points must be a non-empty list"),
     "no label": (json.dumps(_document("scene.jpg", [_shape("", "point", [[1, 1]])])), "missing label"),
     "unknown type": (json.dumps(_document("scene.jpg", [_shape("a", "ellipse", [[1, 1], [2, 2]])])), "unknown shape_type 'ellipse'"),
     "outside image": (json.dumps(_document("scene.jpg", [_shape("a", "rectangle", [[1, 1], [99, 5]])])), "lies outside the 64x48 image"),

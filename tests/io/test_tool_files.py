@@ -3,6 +3,7 @@ importing them sees, their geometry, and their round trips through Studio."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from studio.core import geometry
-from studio.core.shapes import Box, Mask, Polygon, Shape
+from studio.core.shapes import Box, Mask, Polygon, Polyline, RotatedBox, Shape
 from studio.core.types import Annotation
 from studio.db.project import Project
 from studio.io.formats.transfer import export_dataset, import_dataset
@@ -253,3 +254,34 @@ def test_cvat_video_file_fails_in_one_line(tmp_path: Path, capsys: pytest.Captur
     assert error.startswith("studio: error: ") and "<track>" in error and "\n" not in error
     with Project.open(project_dir) as project:
         assert project.counts() == {"media": 0, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0}
+
+
+# ---- labelme -----------------------------------------------------------------------------------------
+
+
+def test_labelme_degenerate_polygon_oriented_rectangle_and_fractional_mask(project: Project, tmp_path: Path) -> None:
+    report = import_dataset(project, "labelme", DATA / "labelme/shapes.json")
+    assert (report.images, report.annotations) == (1, 4)
+    anns = {label: (shape, attributes) for label, shape, attributes in annotations_by_image(project)["shapes.jpg"]}
+    assert anns["wire"] == (Polyline([(5, 5), (30, 9)]), {"shape_type": "polygon"})
+    plate, plate_attributes = anns["plate"]
+    assert isinstance(plate, RotatedBox) and plate_attributes == {"shape_type": "oriented_rectangle"}
+    np.testing.assert_allclose(plate.corners(), [(20, 10), (40, 20), (35, 30), (15, 20)], atol=1e-9)
+    # labelme rounds the corner (10.6, 21.5) to (11, 22) and keeps the PNG's 8x6 size: ink at rows 1..4, cols 2..6
+    stain = geometry.decode_mask(anns["stain"][0])
+    rows, cols = np.nonzero(stain)
+    assert (rows.min(), rows.max(), cols.min(), cols.max()) == (23, 26, 13, 17)
+    second = reimported(project, "labelme", tmp_path)
+    assert annotations_by_image(second) == annotations_by_image(project)
+    exported = json.loads((tmp_path / "labelme-out/shapes.json").read_text())
+    assert sorted(s["shape_type"] for s in exported["shapes"]) == ["mask", "oriented_rectangle", "polygon", "rectangle"]
+    second.close()
+
+
+def test_labelme_embedded_image_first_and_flags_as_tags(project: Project) -> None:
+    report = import_dataset(project, "labelme", DATA / "labelme/embedded.json")
+    assert (report.images, report.images_added, report.annotations, report.tagged) == (1, 1, 1, 1)
+    [media] = project.list_media()
+    # the file at imagePath is 64x48 now; the image the box was drawn on is the embedded 32x24 one
+    assert (media.width, media.height) == (32, 24) and media.path.startswith("imported/")
+    assert project.tags(media.id) == ["indoor"]  # flags set to true; "night" is false

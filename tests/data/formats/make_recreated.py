@@ -369,6 +369,40 @@ def png_base64(pixels: np.ndarray) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def labelme_files() -> None:
+    """Files as labelme's write_label_file writes them (key order, shape keys, imageData as base64 of the
+    image file, mask as base64 PNG of the crop): a 2-point polygon and an oriented_rectangle (both saved
+    by current labelme), a mask with fractional corners, image flags, and imageData whose image differs
+    from the file now at imagePath (resized after labelling)."""
+    root = HERE / "labelme"
+
+    def shape(label: str, shape_type: str, points: list[list[float]], mask: str | None = None) -> dict:
+        return {"label": label, "points": points, "group_id": None, "description": "", "shape_type": shape_type,
+                "flags": {}, "mask": mask}
+
+    def document(image_path: str, shapes: list[dict], flags: dict, image_data: str | None, size: tuple[int, int]) -> str:
+        return json.dumps({"version": "7.1.0", "flags": flags, "shapes": shapes, "imagePath": image_path,
+                           "imageData": image_data, "imageHeight": size[1], "imageWidth": size[0]}, indent=2)
+
+    noise(root / "shapes.jpg", 14)
+    crop = np.zeros((6, 8), np.uint8)
+    crop[1:5, 2:7] = 1
+    shapes = [
+        shape("wire", "polygon", [[5.0, 5.0], [30.0, 9.0]]),
+        shape("plate", "oriented_rectangle", [[20.0, 10.0], [40.0, 20.0], [35.0, 30.0], [15.0, 20.0]]),
+        shape("stain", "mask", [[10.6, 21.5], [17.6, 26.5]], png_base64(crop * 255)),
+        shape("frame", "rectangle", [[1.0, 2.0], [63.0, 47.0]]),
+    ]
+    (root / "shapes.json").write_text(document("shapes.jpg", shapes, {}, None, (WIDTH, HEIGHT)))
+
+    drawn_on = np.random.default_rng(15).integers(0, 255, (24, 32, 3), dtype=np.uint8)
+    noise(root / "embedded.jpg", 16)  # the file at imagePath today: 64x48, not the 32x24 image labelled
+    (root / "embedded.json").write_text(
+        document("embedded.jpg", [shape("cat", "rectangle", [[2.0, 3.0], [30.0, 22.0]])],
+                 {"indoor": True, "night": False}, png_base64(drawn_on), (32, 24))
+    )
+
+
 if __name__ == "__main__":
     labelme2voc_bbox()
     labelme2voc_segmentation()
@@ -379,3 +413,4 @@ if __name__ == "__main__":
     roboflow_yolo()
     label_studio_yolo()
     cvat_project()
+    labelme_files()
