@@ -151,7 +151,7 @@ def _encoded_size(encoded: bytes, json_path: Path) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(encoded)) as image:
             return image.size
-    except (OSError, UnidentifiedImageError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, ValueError, ImportError) as exc:  # ImportError: see voc._segmentation
         raise FormatError(f"{json_path}: imageData is not an image ({exc})") from None
 
 

@@ -314,7 +314,9 @@ def _segmentation(png: Path, colours: dict[int, int], size: tuple[int, int] | No
                 numbers = _numbers_of_colours(np.asarray(image.convert("RGB")), colours, png)
             else:
                 raise FormatError(f"{png}: expected a palette, grey or RGB PNG of object or class numbers, got mode {image.mode}")
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError, ImportError) as exc:
+        # ImportError: once ultralytics is imported, its patched Image.open retries an unreadable file
+        # after importing pi_heif, which may be absent
         raise FormatError(f"{png}: not a readable PNG ({exc})") from None
     if size is not None and numbers.shape != size:
         raise FormatError(f"{png}: {numbers.shape[1]}x{numbers.shape[0]} but the XML says {size[1]}x{size[0]}")
