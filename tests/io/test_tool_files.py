@@ -182,20 +182,19 @@ def test_label_studio_images_labels_and_classes_txt(project: Project) -> None:
 def test_run_exports_five_columns_that_ultralytics_loads(project: Project, tmp_path: Path, monkeypatch) -> None:
     from ultralytics.data.utils import check_det_dataset, verify_image_label
 
-    import_dataset(project, "yolo", DATA / "roboflow_yolo")
+    from studio.io.media import add_paths
+
+    [media] = add_paths(project, [DATA / "roboflow_yolo/train/images/a_jpg.rf.11aa.jpg"]).added
     run = project.create_run("test", name="detector")
-    media = project.list_media()[0]
-    project.add_annotations(
-        [Annotation(media_id=media.id, label_id=project.ensure_label("fox").id, shape=Box(1, 2, 30, 40), run_id=run.id, score=0.75)]
-    )
+    label = project.ensure_label("fox")
+    project.add_annotations([Annotation(media_id=media.id, label_id=label.id, shape=Box(1, 2, 30, 40), run_id=run.id, score=0.75)])
     export_dataset(project, "yolo", tmp_path / "out", source="detector")
     monkeypatch.chdir(tmp_path)
-    data = check_det_dataset("out/data.yaml")
-    assert data["nc"] == 3
+    assert check_det_dataset("out/data.yaml")["nc"] == 1
     [label_file] = [p for p in (tmp_path / "out/labels").rglob("*.txt") if p.read_text()]
-    assert label_file.read_text().split()[0] == "2" and len(label_file.read_text().split()) == 5
+    assert len(label_file.read_text().split()) == 5  # no confidence column unless asked (--scores)
     image = next((tmp_path / "out/images").rglob(label_file.stem + ".*"))
-    *_, found, empty, corrupt, message = verify_image_label((str(image), str(label_file), "", False, 3, 0, 0, False))
+    *_, found, empty, corrupt, message = verify_image_label((str(image), str(label_file), "", False, 1, 0, 0, False))
     assert (found, empty, corrupt, message) == (1, 0, 0, "")
 
 
