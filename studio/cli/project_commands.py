@@ -86,7 +86,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     target = f"run {report.run!r}" if report.run else "human annotations"
     print(
         f"imported {report.annotations} annotations on {report.images} images as {target} "
-        f"({report.images_added} images added, {len(report.labels_created)} new labels)"
+        f"({report.images_added} images added, {len(report.labels_created)} new labels"
+        + (f", {report.tagged} images tagged)" if report.tagged else ")")
     )
     return 0
 

@@ -198,6 +198,14 @@ def test_run_exports_five_columns_that_ultralytics_loads(project: Project, tmp_p
     assert (found, empty, corrupt, message) == (1, 0, 0, "")
 
 
+def test_scores_option_is_refused_where_scores_are_always_written(project: Project, tmp_path: Path) -> None:
+    from studio.core.errors import StudioError
+
+    with pytest.raises(StudioError, match="voc always writes them"):
+        export_dataset(project, "voc", tmp_path / "out", scores=True)
+    assert not (tmp_path / "out").exists()
+
+
 # ---- CVAT --------------------------------------------------------------------------------------------
 
 

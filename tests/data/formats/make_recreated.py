@@ -30,7 +30,10 @@ def noise(path: Path, seed: int, size: tuple[int, int] = (WIDTH, HEIGHT)) -> np.
 
 
 def label_colormap() -> list[int]:
-    """imgviz.label_colormap(): VOC's colour map, which labelme's lblsave puts in its palette PNGs."""
+    """imgviz.label_colormap(): VOC's colour map, which labelme's lblsave puts in its palette PNGs.
+
+    Written here again, not imported from studio.io.formats.voc, so the corpus does not come from the
+    code it tests."""
     palette = []
     for index in range(256):
         red = green = blue = 0
