@@ -41,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default="human", metavar="human|RUN", help="human annotations or a run's predictions")
     p.add_argument("--labels", metavar="A,B", help="only these labels (comma-separated)")
     p.add_argument("--no-images", action="store_true", help="write annotations only, do not link/copy images")
+    p.add_argument("--scores", action="store_true", help="yolo: add each prediction's confidence as a 6th column")
     p.set_defaults(handler=cmd_export)
 
     p = subparsers.add_parser("info", help="counts of media, annotations, labels, runs, predictions")
@@ -89,7 +90,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     target = f"run {report.run!r}" if report.run else "human annotations"
     print(
         f"imported {report.annotations} annotations on {report.images} images as {target} "
-        f"({report.images_added} images added, {len(report.labels_created)} new labels)"
+        f"({report.images_added} images added, {len(report.labels_created)} new labels"
+        + (f", {report.tagged} images tagged)" if report.tagged else ")")
     )
     return 0
 
@@ -103,7 +105,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     with Project.open(args.project) as project:
         report = export_dataset(
-            project, args.format, args.out, source=args.source, labels=labels, copy_images=not args.no_images
+            project, args.format, args.out, source=args.source, labels=labels, copy_images=not args.no_images,
+            scores=args.scores,
         )
     print(f"exported {report.annotations} annotations on {report.images} images to {args.out}")
     return 0

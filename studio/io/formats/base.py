@@ -55,6 +55,7 @@ class DatasetImage:
     the file on import, and on export the id a writer should use (the media id) or the one it chose.
     Transfer remembers these ids so a later file that names images only by id (COCO results) resolves.
     On export, `media_id` is the project media the image comes from.
+    `tags` are image-level labels (CVAT <tag>, labelme's image flags), added to the media's tags on import.
     """
 
     file_name: str
@@ -66,6 +67,7 @@ class DatasetImage:
     source_id: int | None = None
     embedded: bytes | None = None
     media_id: int | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -80,8 +82,8 @@ class Dataset:
     images: list[DatasetImage]
     image_root: Path | None = None
     problems: list[str] = field(default_factory=list)
-    """Items a reader skipped (bad ones only when asked to skip them; parts it could not hold, such as a
-    degenerate polygon part, always), one message each."""
+    """Items a reader skipped, one message each: bad items when asked to skip them, and parts or elements
+    Studio cannot hold (a degenerate polygon part, CVAT cuboids), which are always skipped and reported."""
     folders_tried: list[Path] = field(default_factory=list)
     """Where the reader looked for the image files, for the message when an image is found nowhere."""
     label_ids: dict[str, int] = field(default_factory=dict)
@@ -172,6 +174,27 @@ def unique_stem(file_name: str, taken: set[str]) -> str:
         stem = f"{stem}_{path.suffix.lstrip('.')}"
     taken.add(stem)
     return stem
+
+
+ELLIPSE_VERTICES = 64
+"""Vertices of the polygon an ellipse or circle becomes (labelme circles, CVAT ellipses): within 0.12 %
+of its area."""
+
+
+def ellipse_vertices(
+    centre: tuple[float, float], radii: tuple[float, float], *, angle: float = 0.0, start: float = 0.0
+) -> list[tuple[float, float]]:
+    """ELLIPSE_VERTICES points on an ellipse turned `angle` degrees clockwise (y down, as RotatedBox),
+    the first at parameter `start` (radians). Studio has no ellipse shape; a polygon keeps its pixels."""
+    import numpy as np
+
+    (cx, cy), (rx, ry) = centre, radii
+    t = start + 2 * np.pi * np.arange(ELLIPSE_VERTICES) / ELLIPSE_VERTICES
+    dx, dy = rx * np.cos(t), ry * np.sin(t)
+    turn = np.radians(angle)
+    xs = cx + dx * np.cos(turn) - dy * np.sin(turn)
+    ys = cy + dx * np.sin(turn) + dy * np.cos(turn)
+    return list(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
 def check_inside(shape: Shape, size: tuple[int, int] | None, where: str) -> None:

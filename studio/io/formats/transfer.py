@@ -7,6 +7,7 @@ is as it was. With `skip_bad`, bad items are left out and reported instead.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import os
 from collections import defaultdict
 from collections.abc import Sequence
@@ -34,6 +35,8 @@ class ImportReport:
     labels_created: list[str] = field(default_factory=list)
     run: str | None = None
     skipped: list[str] = field(default_factory=list)
+    tagged: int = 0
+    """Images that got tags from the dataset (CVAT <tag>, labelme flags)."""
 
 
 class _MediaIndex:
@@ -53,29 +56,42 @@ class _MediaIndex:
         self.by_path[media.path] = media
         self.by_name[media.name].append(media)
 
-    def find(self, file_name: str, *, embedded: bytes | None = None) -> Media:
+    def find(self, file_name: str, *, embedded: bytes | None = None, size: tuple[int, int] | None = None) -> Media:
+        """The media of `file_name`, added from disk when it is not in the project yet.
+
+        An image the dataset file carries (`embedded`, labelme's imageData) is the one its annotations
+        were drawn on, as labelme shows it: a project or disk image of that name is used only when it
+        has the embedded image's `size` (width, height); otherwise the embedded image is added.
+        """
         on_disk = (self.image_root / file_name) if self.image_root is not None else Path(file_name)
         for key in (self.project.stored_path(on_disk), file_name):
-            if key in self.by_path:
+            if key in self.by_path and self._fits(self.by_path[key], embedded, size):
                 return self.by_path[key]
         suffix = PurePosixPath(file_name.replace("\\", "/"))
         same_path = [m for m in self.by_name.get(suffix.name, []) if PurePosixPath(m.path).match(str(suffix))]
         # a file on disk whose folders no project media share (cam2/0001.jpg when only cam1/0001.jpg
         # is in the project) is a new image, not the one with the same name
         same_name = same_path or ([] if on_disk.is_file() else self.by_name.get(suffix.name, []))
+        same_name = [m for m in same_name if self._fits(m, embedded, size)]
         if len(same_name) == 1:
             return same_name[0]
         if on_disk.is_file():
-            media = self.project.add_media([probe(on_disk)])[0]
-            self._remember(media)
-            self.added += 1
-            return media
-        if len(same_name) > 1:
-            raise FormatError(f"{file_name}: several project images have this name; use paths in the dataset")
+            info = probe(on_disk)
+            if embedded is None or (info.width, info.height) == size:
+                media = self.project.add_media([info])[0]
+                self._remember(media)
+                self.added += 1
+                return media
         if embedded is not None:
             return self._add_embedded(file_name, embedded)
+        if len(same_name) > 1:
+            raise FormatError(f"{file_name}: several project images have this name; use paths in the dataset")
         where = f"in any of {', '.join(map(str, self.folders_tried))}" if self.folders_tried else f"at {on_disk}"
         raise FormatError(f"{file_name}: image is not in the project and not found {where}")
+
+    @staticmethod
+    def _fits(media: Media, embedded: bytes | None, size: tuple[int, int] | None) -> bool:
+        return embedded is None or (media.width, media.height) == size
 
     def _add_embedded(self, file_name: str, embedded: bytes) -> Media:
         """Write an image the dataset file carries into PROJECT/imported/<content hash>/ and add it.
@@ -146,6 +162,11 @@ class _FileIds:
     def _target(self, file: str, number: int) -> tuple[int | None, int] | None:
         row = self.by_file[file].get(("image", number))
         return None if row is None else (row.media_id, row.frame)
+
+    def label_numbers(self, label_of: dict[str, int], names: Sequence[str]) -> dict[str, int]:
+        """The number each of `names` had last in this format's files, where one is remembered."""
+        latest = {row.label_id: row.number for row in self.rows if row.kind == "category"}  # oldest first
+        return {name: latest[label_of[name]] for name in names if label_of[name] in latest}
 
     def number_export(self, dataset: Dataset, label_of: dict[str, int]) -> None:
         """Give the exported images and labels their numbers: the one each had last (imported or
@@ -258,7 +279,7 @@ def import_dataset(
             run_id, report.run = run.id, run.name
         known_labels = {label.name for label in project.labels()}
         label_ids: dict[str, int] = {}
-        if not dataset.ids_only:
+        if not dataset.ids_only:  # declared labels too, used or not: a class keeps its place (YOLO ids)
             label_ids.update((name, project.ensure_label(name).id) for name in dataset.labels)
             for name, schema in dataset.keypoints.items():
                 if name in label_ids:
@@ -274,8 +295,11 @@ def import_dataset(
                 if resolver is not None:
                     image, media = resolver.resolve(image, dataset)
                 else:
-                    media = media_index.find(image.file_name, embedded=image.embedded)
+                    media = media_index.find(image.file_name, embedded=image.embedded, size=_size_of(image))
                 annotations.extend(_check_image(image, media, run_id, label_ids, project))
+                if image.tags and run_id is None:
+                    project.set_tags(media.id, [*project.tags(media.id), *image.tags])
+                    report.tagged += 1
                 if image.source_id is not None and resolver is None:
                     remembered.append(FileId(format_name, "", "image", image.source_id, media.id, image.frame or 0))
                 if run_id is None and media.kind == "image":
@@ -290,8 +314,8 @@ def import_dataset(
         report.annotations = project.add_annotations(annotations)
         report.images_added = media_index.added
         project.mark_labelled(labelled)
-        if dataset.file is not None and resolver is None:
-            key = file_key(dataset.file)
+        if resolver is None:
+            key = file_key(dataset.file if dataset.file is not None else path)
             remembered += [FileId(format_name, key, "category", number, label_id=label_ids[name])
                            for name, number in dataset.label_ids.items() if name in label_ids]
             project.remember_file_ids([replace(row, file=key) for row in remembered])
@@ -299,6 +323,10 @@ def import_dataset(
         if run_id is not None:
             project.finish_run(run_id, "complete", {"images": report.images, "predictions": report.annotations})
     return report
+
+
+def _size_of(image: DatasetImage) -> tuple[int, int] | None:
+    return (image.width, image.height) if image.width is not None and image.height is not None else None
 
 
 def _check_image(
@@ -411,14 +439,24 @@ def export_dataset(
     labels: Sequence[str] | None = None,
     copy_images: bool = True,
     cancel: CancelCheck | None = None,
+    scores: bool = False,
 ) -> ExportReport:
     """Write the project (human annotations, or a run given by name or id) in a format to `out`.
 
+    `scores` asks a format that leaves confidences out by default (YOLO, whose dataset check refuses
+    them) to write them; the other formats always write a prediction's score.
+
     When the format numbers images and labels (COCO), each keeps the number it had in this format's
     files where it can (see `_FileIds.number_export`), and the numbers written are remembered, so a
-    results file computed on the exported dataset imports as a run.
+    results file computed on the exported dataset imports as a run. Labels of other formats keep the
+    class ids remembered from their files (YOLO), and the ids written are remembered in turn.
     """
     write = formats.writer(format_name)
+    options = {}
+    if scores:
+        if "scores" not in inspect.signature(write).parameters:
+            raise StudioError(f"--scores is for formats that leave scores out by default; {format_name} always writes them")
+        options["scores"] = True
     if isinstance(source, str) and source not in ("human", "all"):
         source = project.find_run(source).id
     dataset = build_dataset(project, source=source, labels=labels, cancel=cancel)  # type: ignore[arg-type]
@@ -427,13 +465,12 @@ def export_dataset(
     file_ids = _FileIds(project, format_name)
     if numbered:
         file_ids.number_export(dataset, label_of)
-    files = write(dataset, Path(out), copy_images=copy_images)
-    if numbered:
-        key = file_key(files[0])
-        project.remember_file_ids(
-            [FileId(format_name, key, "image", image.source_id, image.media_id, image.frame or 0)  # type: ignore[arg-type]
-             for image in dataset.images]
-            + [FileId(format_name, key, "category", number, label_id=label_of[name])
-               for name, number in dataset.label_ids.items()]
-        )
+    else:  # class ids remembered from this format's files (YOLO): a model trained on them keeps its classes
+        dataset.label_ids = file_ids.label_numbers(label_of, dataset.labels)
+    files = write(dataset, Path(out), copy_images=copy_images, **options)
+    key = file_key(files[0])
+    images = [FileId(format_name, key, "image", image.source_id, image.media_id, image.frame or 0)  # type: ignore[arg-type]
+              for image in dataset.images] if numbered else []
+    project.remember_file_ids(images + [FileId(format_name, key, "category", number, label_id=label_of[name])
+                                        for name, number in dataset.label_ids.items()])
     return ExportReport(len(dataset.images), sum(len(i.annotations) for i in dataset.images), files)
