@@ -10,7 +10,6 @@ Shapes COCO has no field for (rotated boxes, points, polylines) are written with
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from pycocotools import mask as mask_utils
 from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError
 from studio.core.shapes import Box, Mask, Polygon, RotatedBox, Shape, shape_from_json
+from studio.io import safe_files
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -61,7 +61,7 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
 
 
 def _find_json(path: Path) -> Path:
-    if path.is_file():
+    if path.is_file() or (path.exists() and not path.is_dir()):  # a FIFO is refused when read, not globbed
         return path
     candidates = sorted(path.glob("*.json")) or sorted(path.glob("annotations/*.json"))
     if len(candidates) != 1:
@@ -71,12 +71,7 @@ def _find_json(path: Path) -> Path:
 
 
 def _load(json_path: Path) -> Any:
-    try:
-        return json.loads(json_path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{json_path.name}: not valid JSON (truncated or malformed) at line {exc.lineno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{json_path.name}: cannot read: {exc}") from None
+    return safe_files.load_json(json_path)
 
 
 def _image_root(json_path: Path, first_image: str | None) -> Path:

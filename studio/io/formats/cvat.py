@@ -30,6 +30,7 @@ from studio.io.formats.base import (
     attribute_text,
     attribute_value,
     check_inside,
+    checked_size,
     collect_images,
     format_number,
     number,
@@ -53,16 +54,19 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     if root.tag != "annotations":
         raise FormatError(f"{xml_path}: not a CVAT file (root element <{root.tag}>, expected <annotations>)")
     images_dir = xml_path.parent / "images"
+    image_root = images_dir if images_dir.is_dir() else xml_path.parent
     return collect_images(
         enumerate(root.iterfind("image")),
-        lambda item, problems: _read_image(*item, xml_path, problems, skip_bad=skip_bad),
-        image_root=images_dir if images_dir.is_dir() else xml_path.parent,
+        lambda item, problems: _read_image(*item, xml_path, problems, skip_bad=skip_bad, image_root=image_root),
+        image_root=image_root,
         skip_bad=skip_bad,
         labels=(name.text.strip() for name in root.iterfind("meta//labels/label/name") if name.text),
     )
 
 
-def _read_image(index: int, element: Element, xml_path: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
+def _read_image(
+    index: int, element: Element, xml_path: Path, problems: list[str], *, skip_bad: bool, image_root: Path
+) -> DatasetImage:
     name = element.get("name")
     where = f"{xml_path}: image {name or index}"
     if not name:
@@ -70,6 +74,8 @@ def _read_image(index: int, element: Element, xml_path: Path, problems: list[str
     width, height = (int(number(element.get(key), f"{where}: {key}")) for key in ("width", "height"))
     if width <= 0 or height <= 0:
         raise FormatError(f"{where}: size {width}x{height} is not positive")
+    if element.find("mask") is not None:  # masks are built at the declared size
+        checked_size((height, width), where, image_root=image_root, file_name=name)
     annotations: list[DatasetAnnotation] = []
     groups: dict[tuple[str, int], DatasetAnnotation] = {}
     for position, child in enumerate(element):

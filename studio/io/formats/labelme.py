@@ -31,19 +31,22 @@ from typing import Any
 import numpy as np
 
 from studio.core import geometry
-from studio.core.errors import FormatError, InvalidShapeError
+from studio.core.errors import FormatError, InvalidShapeError, MediaError
 from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
+from studio.io import safe_files
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
     DatasetImage,
     check_inside,
+    checked_size,
     collect_images,
     number,
     skip_or_raise,
     unique_stem,
     write_image,
 )
+from studio.io.media import image_size
 
 CIRCLE_VERTICES = 64
 """Vertices of the polygon a labelme circle becomes: within 0.12 % of the circle's area."""
@@ -83,17 +86,15 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
             raise FormatError(f"{path}: no labelme .json files in this folder")
     return collect_images(
         files,
-        lambda json_path, problems: _read_file(json_path, json_path.parent.relative_to(root), problems, skip_bad=skip_bad),
+        lambda json_path, problems: _read_file(json_path, root, problems, skip_bad=skip_bad),
         image_root=root,
         skip_bad=skip_bad,
     )
 
 
-def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise FormatError(f"{json_path}: not valid JSON ({exc})") from None
+def _read_file(json_path: Path, root: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
+    sub_folder = json_path.parent.relative_to(root)
+    data = safe_files.load_json(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise FormatError(f"{json_path}: not a labelme file (expected an object with a 'shapes' list)")
     image_path = data.get("imagePath")
@@ -103,6 +104,9 @@ def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_b
     file_name = posixpath.normpath((sub_folder / PureWindowsPath(image_path).as_posix()).as_posix())
     width, height = (_optional_size(data, key, json_path) for key in ("imageWidth", "imageHeight"))
     size = (height, width) if width and height else None
+    embedded = _image_data(data, json_path)
+    if size is not None and _builds_masks(data["shapes"]):
+        checked_size(size, str(json_path), image_root=root, file_name=file_name, embedded=embedded)
     pieces = []
     for index, raw in enumerate(data["shapes"]):
         try:
@@ -115,7 +119,13 @@ def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_b
             annotations.append(_merge(group, size))
         except FormatError as exc:
             skip_or_raise(problems, f"{json_path}: group {group[0].group_id} ({group[0].label!r}): {exc}", skip_bad)
-    return DatasetImage(file_name, width, height, annotations, embedded=_image_data(data, json_path))
+    return DatasetImage(file_name, width, height, annotations, embedded=embedded)
+
+
+def _builds_masks(shapes: list[Any]) -> bool:
+    """Whether reading these shapes allocates image-sized arrays (mask shapes, merged groups), which
+    the declared image size must be checked for first."""
+    return any(isinstance(raw, dict) and (raw.get("shape_type") == "mask" or raw.get("group_id") is not None) for raw in shapes)
 
 
 def _optional_size(data: dict[str, Any], key: str, json_path: Path) -> int | None:
@@ -239,6 +249,13 @@ def _mask(corner: tuple[float, float], encoded: Any, size: tuple[int, int] | Non
     if size is None:
         raise FormatError("a mask shape needs the file's imageHeight and imageWidth")
     png = _base64(encoded)
+    if png:  # its header, before decoding: a small PNG can declare a huge crop
+        try:
+            crop_width, crop_height = image_size(png, "mask")
+        except MediaError:
+            raise FormatError("a mask shape needs its 'mask': a base64-encoded PNG of a sane size") from None
+        if crop_width > size[1] or crop_height > size[0]:
+            raise FormatError(f"mask of {crop_width}x{crop_height} is larger than the {size[1]}x{size[0]} image")
     crop = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png else None
     if crop is None:
         raise FormatError("a mask shape needs its 'mask': a base64-encoded PNG")

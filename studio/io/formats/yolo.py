@@ -8,6 +8,7 @@ Writing produces a dataset that ultralytics trains on as it is.
 
 from __future__ import annotations
 
+import os
 import zlib
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -19,6 +20,7 @@ from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError, MediaError
 from studio.core.shapes import Box, Mask, Polygon, RotatedBox, Shape
 from studio.core.types import IMAGE_SUFFIXES
+from studio.io import safe_files
 from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, number, skip_or_raise, write_image
 from studio.io.media import probe
 
@@ -70,10 +72,7 @@ def _shown(path: Path, root: Path) -> str:
 
 def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], list[Path]]:
     """Root folder, class names, image files and label folders of an ultralytics data.yaml."""
-    try:
-        data = yaml.safe_load(yaml_path.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{yaml_path.name}: not readable YAML: {exc}") from None
+    data = safe_files.load_yaml(yaml_path)  # no aliases: a 300-byte "billion laughs" file expands to GBs
     if not isinstance(data, dict):
         raise FormatError(f"{yaml_path.name}: expected a mapping with `names` and `train`/`val`")
     names = _names(data.get("names"), yaml_path.name)
@@ -81,8 +80,10 @@ def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], lis
     if data.get("path") is not None:
         # ultralytics resolves a relative `path` against its own datasets folder; for a dataset copied
         # elsewhere it usually means the yaml's own folder, which is the fallback here
-        given = yaml_path.parent / str(data["path"])
-        root = given.resolve() if given.is_dir() else yaml_path.parent
+        # elsewhere it usually means the yaml's own folder, which is the fallback here. A `path` outside
+        # the yaml's folder (`path: /etc`) is never read: the dataset is what the user gave Studio
+        given = safe_files.inside(yaml_path.parent, str(data["path"]))
+        root = given if given is not None and given.is_dir() else yaml_path.parent
     images: dict[Path, None] = {}  # ordered set: train and val may name the same folder
     folders: list[Path] = []
     for split in SPLITS:
@@ -92,17 +93,31 @@ def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], lis
         for entry in entries if isinstance(entries, list) else [entries]:
             if not isinstance(entry, str):
                 raise FormatError(f"{yaml_path.name}: `{split}` must be a path or a list of paths, got {entry!r}")
-            location = root / entry
+            location = _inside_dataset(root, entry, f"{yaml_path.name}: `{split}`")
             if location.is_dir():
                 images.update(dict.fromkeys(_images_under(location)))
                 folders.append(_label_path(location / "x").parent)
             elif location.is_file() and location.suffix == ".txt":
-                images.update(dict.fromkeys(_images_listed(location)))
+                images.update(dict.fromkeys(_images_listed(location, root)))
             else:
                 raise FormatError(f"{yaml_path.name}: `{split}` folder {entry} not found under {root}")
     if not images and not folders:
         raise FormatError(f"{yaml_path.name}: names no `train`, `val` or `test` images")
     return root, names, list(images), [f for f in folders if f.is_dir()]
+
+
+def _inside_dataset(root: Path, entry: str, where: str) -> Path:
+    """A split's folder or list file, which must lie inside the dataset folder (`train: /` would walk
+    the whole disk). Like ultralytics, `../x` is also tried as `x`: Roboflow's data.yaml says
+    `train: ../train/images` for the train/ beside it."""
+    location = safe_files.inside(root, entry)
+    if location is None and entry.replace("\\", "/").startswith("../"):
+        location = safe_files.inside(root, entry[3:])
+    if location is not None and not location.exists():
+        raise FormatError(f"{where} folder {entry} not found under {root}")
+    if location is None or not safe_files.really_inside(root, location):
+        raise FormatError(f"{where} {entry!r:.80} lies outside the dataset folder; Studio reads only files inside it")
+    return location
 
 
 def _names(raw: Any, where: str) -> list[str]:
@@ -129,10 +144,7 @@ def _names_from_classes_txt(folder: Path) -> list[str]:
         raise FormatError(f"{folder}: not a YOLO dataset folder or data.yaml")
     if not classes.is_file():
         raise FormatError(f"{folder}: no {DATA_YAML} or {CLASSES_TXT} naming the classes")
-    try:
-        text = classes.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{CLASSES_TXT}: cannot read: {exc}") from None
+    text = safe_files.read_text(classes)
     return _names([line for line in text.splitlines() if line.strip()], CLASSES_TXT)
 
 
@@ -140,13 +152,17 @@ def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _images_listed(list_file: Path) -> list[Path]:
-    """Images named one per line in a split .txt, relative to the list file's folder (as ultralytics)."""
-    try:
-        lines = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{list_file.name}: cannot read: {exc}") from None
-    return [(list_file.parent / line).resolve() for line in lines]
+def _images_listed(list_file: Path, root: Path) -> list[Path]:
+    """Images named one per line in a split .txt, relative to the list file's folder (as ultralytics);
+    each must lie inside the dataset folder."""
+    lines = [line.strip() for line in safe_files.read_text(list_file).splitlines() if line.strip()]
+    images = []
+    for number_, line in enumerate(lines, 1):
+        image = safe_files.inside(root, os.path.relpath(os.path.join(list_file.parent, line), root))
+        if image is None or os.path.isabs(line):
+            raise FormatError(f"{list_file.name}:{number_}: names an image outside the dataset folder")
+        images.append(image)
+    return images
 
 
 def _label_path(image: Path) -> Path:
@@ -176,9 +192,9 @@ def _read_image(
     if not label_file.is_file():
         return result  # no label file: an image without objects, as ultralytics reads it
     try:
-        text = label_file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        skip_or_raise(problems, f"{_shown(label_file, root)}: cannot read: {exc}", skip_bad)
+        text = safe_files.read_text(label_file)
+    except FormatError as exc:
+        skip_or_raise(problems, f"{_shown(label_file, root)}: {str(exc).partition(': ')[2]}", skip_bad)
         return None
     for line_number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
