@@ -256,7 +256,10 @@ def iter_media_files(paths: Iterable[Path | str], problems: list[str] | None = N
 
 def _unlisted(exc: OSError, problems: list[str] | None) -> None:
     reason = "path too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or "cannot list")
-    message = f"{exc.filename}: folder not read ({reason})"
+    name = str(exc.filename)
+    if len(name) > 160:  # a path too long for the system is too long for a message line as well
+        name = f"{name[:60]}…{name[-60:]}"
+    message = f"{name}: folder not read ({reason})"
     if problems is None:
         raise MediaError(message)
     problems.append(message)

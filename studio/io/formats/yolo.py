@@ -81,8 +81,11 @@ def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], lis
         # ultralytics resolves a relative `path` against its own datasets folder; for a dataset copied
         # elsewhere it usually means the yaml's own folder, which is the fallback here
         # elsewhere it usually means the yaml's own folder, which is the fallback here. A `path` outside
-        # the yaml's folder (`path: /etc`) is never read: the dataset is what the user gave Studio
+        # the yaml's folder that exists (`path: /etc`) is refused, never read: the dataset is what the
+        # user gave Studio (an absolute path from the author's machine, absent here, still falls back)
         given = safe_files.inside(yaml_path.parent, str(data["path"]))
+        if given is None and (yaml_path.parent / str(data["path"])).exists():
+            raise FormatError(f"{yaml_path.name}: `path` lies outside the dataset folder; Studio reads only files inside it")
         root = given if given is not None and given.is_dir() else yaml_path.parent
     images: dict[Path, None] = {}  # ordered set: train and val may name the same folder
     folders: list[Path] = []
@@ -190,6 +193,9 @@ def _read_image(
         return None
     result = DatasetImage(shown, info.width, info.height)
     if not label_file.is_file():
+        if os.path.lexists(label_file):  # a FIFO or a folder: reported, never opened (a FIFO blocks)
+            skip_or_raise(problems, f"{_shown(label_file, root)}: not a regular file", skip_bad)
+            return None
         return result  # no label file: an image without objects, as ultralytics reads it
     try:
         text = safe_files.read_text(label_file)
