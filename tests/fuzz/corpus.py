@@ -57,7 +57,7 @@ def billion_laughs_yaml() -> str:
     lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
     for previous, name in zip("abcdefgh", "bcdefghi", strict=False):
         lines.append(f"{name}: &{name} [{','.join([f'*{previous}'] * 9)}]")
-    return "\n".join(lines) + "\nnames: [x]\ntrain: images\n"
+    return "\n".join(lines) + "\nnames: [*i]\ntrain: images\n"  # str() of each name would expand 9**9 strings
 
 
 def coco_doc(annotation: dict[str, Any] | None = None, *, image: dict[str, Any] | None = None,
@@ -145,7 +145,7 @@ def build(base: Path, project: Path) -> list[Case]:
     yolo("yolo-deep", "names: " + "[" * 5000 + "]" * 5000 + "\ntrain: images\n")
     yolo("yolo-not-utf8", "names: [x]\ntrain: images\n")
     (base / "yolo-not-utf8" / "data.yaml").write_bytes(b"names: [\xff]\ntrain: images\n")
-    yolo("yolo-list-outside", f"train: list.txt\nnames: [x]\n")
+    yolo("yolo-list-outside", "train: list.txt\nnames: [x]\n")
     (base / "yolo-list-outside" / "list.txt").write_text(f"{outside / 'secret.png'}\n../outside/secret.png\n")
     yolo("yolo-label-fifo", "train: images\nnames: [x]\n", labels=False)
     (base / "yolo-label-fifo" / "labels").mkdir()
@@ -216,7 +216,30 @@ def build(base: Path, project: Path) -> list[Case]:
     cases.append(Case("export-disk-full", ["export", str(project), "-f", "coco", str(base / "export-full")], setup="no-space"))
     cases.append(Case("damaged-geometry", ["export", str(project), "-f", "coco", str(base / "export-damaged")],
                       setup="damaged-geometry"))
+    damaged = _damaged_project(base)
+    cases.append(Case("damaged-pages-export", ["export", str(damaged), "-f", "coco", str(base / "export-pages")]))
     return cases
+
+
+def _damaged_project(base: Path) -> Path:
+    """A project whose database pages after the schema are overwritten with garbage (a bad disk)."""
+    from studio.core.shapes import Box
+    from studio.core.types import Annotation
+    from studio.db import Project
+    from studio.io.media import probe
+
+    root = base / "damaged-project"
+    (base / "damaged-media").mkdir()
+    (base / "damaged-media" / "a.png").write_bytes(png_bytes())
+    with Project.create(root) as project:
+        media = project.add_media([probe(base / "damaged-media" / "a.png")])[0]
+        label = project.ensure_label("cat")
+        project.add_annotations(Annotation(media_id=media.id, frame=0, label_id=label.id, shape=Box(1, 1, 4, 4)) for _ in range(300))
+    database = root / "studio.db"
+    with database.open("r+b") as file:
+        file.seek(database.stat().st_size - 6 * 4096)
+        file.write(np.random.default_rng(0).integers(0, 256, 4 * 4096, dtype=np.uint8).tobytes())
+    return root
 
 
 def to_json(cases: list[Case]) -> str:
