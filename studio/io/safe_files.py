@@ -10,9 +10,11 @@ open their files.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
@@ -66,6 +68,26 @@ def is_regular(path: Path) -> bool:
         return stat.S_ISREG(os.stat(path).st_mode)
     except (OSError, ValueError):  # ValueError: a NUL in the name
         return False
+
+
+def files_under(folder: Path, suffixes: Collection[str], *, any_case: bool = False) -> list[Path]:
+    """Files under `folder` (recursively, sorted) whose names end in one of `suffixes`. A sub-folder that
+    cannot be listed (no permission, a path too long for the system) is a FormatError, where
+    Path.rglob would skip it silently. Symlinked folders are not followed: they could lead out of the
+    dataset, or round in a loop."""
+
+    def refuse(exc: OSError) -> None:
+        name = str(exc.filename)
+        if len(name) > 160:
+            name = f"{name[:60]}…{name[-60:]}"
+        reason = "path too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or "cannot list")
+        raise FormatError(f"{name}: folder not read ({reason})")
+
+    endings = tuple(suffix.lower() for suffix in suffixes) if any_case else tuple(suffixes)
+    found = []
+    for directory, _folders, names in os.walk(folder, onerror=refuse):
+        found.extend(Path(directory, name) for name in names if (name.lower() if any_case else name).endswith(endings))
+    return sorted(found)
 
 
 # ---- reading ---------------------------------------------------------------------------------------

@@ -78,6 +78,24 @@ def test_unreadable_sub_folder_is_reported_not_skipped(project: Project, image_f
     assert len(report.added) == 3 and any("folder not read" in line for line in report.failed)
 
 
+@pytest.mark.parametrize("fmt", ["labelme", "voc", "yolo"])
+def test_importer_reports_a_sub_folder_it_cannot_list(project: Project, tmp_path: Path, fmt: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "dataset"
+    (root / "private").mkdir(parents=True)
+    (root / "classes.txt").write_text("cat\n")
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if str(path).endswith(os.sep + "private"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    with pytest.raises(FormatError, match="private: folder not read \\(Permission denied\\)"):
+        import_dataset(project, fmt, root)
+
+
 def test_over_long_path_is_reported(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     base = tmp_path / "deep"
     base.mkdir()

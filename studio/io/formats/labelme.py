@@ -81,7 +81,7 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     if path.is_file():
         files, root = [path], path.parent
     else:
-        files, root = sorted(path.rglob("*.json")), path
+        files, root = safe_files.files_under(path, [".json"]), path
         if not files:
             raise FormatError(f"{path}: no labelme .json files in this folder")
     return collect_images(

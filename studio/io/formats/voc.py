@@ -30,6 +30,7 @@ import numpy as np
 from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError
 from studio.core.shapes import Box, Mask, Polygon, RotatedBox
+from studio.io import safe_files
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -77,7 +78,7 @@ def _locate(path: Path) -> tuple[list[Path], Path, Path]:
         return [path], path.parent, path.parent
     xml_root = path / "Annotations" if (path / "Annotations").is_dir() else path
     image_root = path / "JPEGImages" if xml_root != path else path
-    xml_files = sorted(xml_root.rglob("*.xml"))
+    xml_files = safe_files.files_under(xml_root, [".xml"])
     if not xml_files:
         raise FormatError(f"{path}: no Pascal VOC .xml files (expected Annotations/*.xml or *.xml)")
     return xml_files, xml_root, image_root

@@ -50,7 +50,7 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     images = [_read_image(image, label_of(image), root, names, problems, skip_bad) for image in image_files]
     expected = {label_of(image) for image in image_files} | {root / CLASSES_TXT}
     for folder in label_folders:
-        for orphan in sorted(set(folder.rglob("*.txt")) - expected):
+        for orphan in sorted(set(safe_files.files_under(folder, [".txt"])) - expected):
             skip_or_raise(problems, f"{_shown(orphan, root)}: label file without an image", skip_bad)
     return Dataset(labels=names, images=[i for i in images if i is not None], image_root=root, problems=problems)
 
@@ -152,7 +152,7 @@ def _names_from_classes_txt(folder: Path) -> list[str]:
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return safe_files.files_under(folder, IMAGE_SUFFIXES, any_case=True)  # a FIFO x.jpg is kept: probe reports it
 
 
 def _images_listed(list_file: Path, root: Path) -> list[Path]:
