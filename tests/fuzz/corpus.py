@@ -165,6 +165,13 @@ def build(base: Path, project: Path) -> list[Case]:
     xml_case("voc-entity-bomb", "voc", "a.xml",
              '<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;">]>'
              "<annotation><filename>&b;</filename></annotation>")
+    segmented = base / "voc-segmentation-bomb"
+    for sub in ("Annotations", "JPEGImages", "SegmentationObject"):
+        (segmented / sub).mkdir(parents=True)
+    (segmented / "JPEGImages" / "a.png").write_bytes(png_bytes())
+    (segmented / "Annotations" / "a.xml").write_text(voc.format("a.png"))
+    (segmented / "SegmentationObject" / "a.png").write_bytes(bomb_png(30_000, 30_000))
+    cases.append(Case("voc-segmentation-bomb", ["import", str(project), "-f", "voc", str(segmented)], outside=str(outside)))
     cvat = '<annotations><image id="0" name="{}" width="{}" height="{}">{}</image></annotations>'
     mask = '<mask label="cat" rle="0, 4" left="0" top="0" width="2" height="2"/>'
     xml_case("cvat-name-dotdot", "cvat", "annotations.xml", cvat.format("../outside/secret.png", 16, 12, ""))

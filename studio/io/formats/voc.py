@@ -28,7 +28,7 @@ from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
 import numpy as np
 
 from studio.core import geometry
-from studio.core.errors import FormatError, InvalidShapeError
+from studio.core.errors import FormatError, InvalidShapeError, MediaError
 from studio.core.shapes import Box, Mask, Polygon, RotatedBox
 from studio.io import safe_files
 from studio.io.formats.base import (
@@ -149,6 +149,14 @@ def _read_segmentation(png: Path, size: tuple[int, int] | None) -> np.ndarray:
     """The object index of every pixel, from a SegmentationObject PNG (palette or grey values)."""
     from PIL import Image, UnidentifiedImageError
 
+    from studio.io.media import image_size
+
+    try:  # the header first: a 70-byte PNG can declare a size whose decoding takes gigabytes
+        width, height = image_size(png, str(png))
+    except MediaError as exc:
+        raise FormatError(f"{png}: not a readable PNG ({str(exc).rpartition(': ')[2]})") from None
+    if size is not None and (height, width) != size:
+        raise FormatError(f"{png}: {width}x{height} but the XML says {size[1]}x{size[0]}")
     try:
         with Image.open(png) as image:
             if image.mode not in ("P", "L"):
