@@ -39,6 +39,10 @@ CancelCheck = Callable[[], bool]
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_NOT_AN_IMAGE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError)
+"""What Pillow raises for a file that is not a readable image. ImportError: once ultralytics is imported
+it patches Image.open to load an optional HEIF plugin on an unidentified file, and raises
+ModuleNotFoundError when that plugin is not installed."""
 _JPEG_END = b"\xff\xd9"
 _JPEG_TAIL_BYTES = 1 << 20
 """Camera apps may append data after a JPEG's end marker; it must lie within this many last bytes."""
@@ -89,7 +93,7 @@ def _probe_image(path: Path, size_bytes: int) -> tuple[int, int]:
             _check_pixels(width, height, path)
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
             _check_complete(image, path, size_bytes)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+    except _NOT_AN_IMAGE as exc:
         raise MediaError(f"{path}: not a readable image ({_one_line(exc)})") from exc
     if orientation in _ROTATED_ORIENTATIONS:
         width, height = height, width
@@ -126,7 +130,7 @@ def image_size(source: Path | bytes, where: str) -> tuple[int, int]:
             width, height = image.size
             _check_pixels(width, height, where)
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+    except _NOT_AN_IMAGE:
         raise MediaError(f"{where}: not a readable image") from None
     return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
 
