@@ -10,6 +10,7 @@ import argparse
 import importlib
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from studio import __version__
@@ -37,13 +38,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def fail(message: str, code: int = 1) -> int:
-    print(f"studio: error: {message}", file=sys.stderr)
+    print(f"studio: error: {one_line(message)}", file=sys.stderr)
     return code
+
+
+def one_line(message: str, limit: int = 600) -> str:
+    """A message as one printable line: newlines, NUL and other control characters (a file or label name
+    can hold them) and unpaired surrogates (non-UTF-8 file names) shown escaped, and long text cut."""
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    text = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def environment_error(exc: BaseException) -> str | None:
+    """One line for failures of the machine rather than of Studio (a full disk, a read-only folder, a
+    damaged or locked database), without the SQL and parameters SQLAlchemy puts in its message; None
+    for a bug."""
+    if isinstance(exc, MemoryError):
+        return "out of memory"
+    if isinstance(exc, OSError):
+        where = f"{exc.filename}: " if exc.filename else ""
+        return f"{where}{exc.strerror or type(exc).__name__}" if exc.strerror else None
+    orig = getattr(exc, "orig", None)
+    if "sqlalchemy" in type(exc).__module__ and orig is not None:
+        return f"the project database failed: {orig}"
+    return None
+
+
+def _warning_line(message: Warning | str, category: type[Warning], *_args: object, **_kwargs: object) -> None:
+    """Library warnings (Pillow, torch, ultralytics) as one `studio: warning:` line instead of the two
+    or more lines, with a source excerpt, that Python prints."""
+    print(f"studio: warning: {one_line(str(message), 300)}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not os.environ.get("STUDIO_DEBUG"):
+        warnings.showwarning = _warning_line
     if args.command is None:  # `studio` alone opens the labelling window
         from studio.cli.gui_commands import cmd_start
 
@@ -65,4 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug: one line for the user, the traceback on request
         if os.environ.get("STUDIO_DEBUG"):
             raise
-        return fail(f"internal error: {type(exc).__name__}: {exc} (set STUDIO_DEBUG=1 for details)")
+        explained = environment_error(exc)
+        if explained is not None:
+            return fail(explained)
+        return fail(f"internal error: {type(exc).__name__}: {str(exc)[:200]} (set STUDIO_DEBUG=1 for details)")

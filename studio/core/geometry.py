@@ -13,7 +13,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from studio.core.errors import InvalidShapeError
-from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
+from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape, check_rle_runs
 
 ImageSize = tuple[int, int]
 """(height, width), numpy's order."""
@@ -33,47 +33,25 @@ def decode_mask(mask: Mask) -> np.ndarray:
 
 
 def mask_from_rle(rle: dict) -> Mask:
-    """Accept COCO RLE in either form (compressed string or uncompressed list of counts)."""
+    """Accept COCO RLE in either form (compressed string or uncompressed list of counts); the counts are
+    checked before pycocotools sees them (it trusts them, and overruns its buffers on bad ones)."""
     try:
         h, w = (int(v) for v in rle["size"])
         counts = rle["counts"]
         if isinstance(counts, list):
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in counts):
+                raise InvalidShapeError("malformed RLE: uncompressed counts must be whole numbers")
+            check_rle_runs(counts, (h, w))
             counts = mask_utils.frPyObjects({"size": [h, w], "counts": counts}, h, w)["counts"]
         if isinstance(counts, bytes):
             counts = counts.decode("ascii")
-        mask = Mask((h, w), str(counts))
-        runs = _rle_runs(mask.counts)
-    except (KeyError, TypeError, ValueError) as exc:
+        if not isinstance(counts, str):
+            raise InvalidShapeError("malformed RLE: counts must be a string or a list of numbers")
+        return Mask((h, w), counts)
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+        if isinstance(exc, InvalidShapeError):
+            raise
         raise InvalidShapeError(f"malformed RLE: {exc}") from exc
-    if min(runs, default=0) < 0 or sum(runs) != h * w:
-        raise InvalidShapeError(f"malformed RLE: its runs do not cover the {h}x{w} image exactly")
-    return mask
-
-
-def _rle_runs(counts: str) -> list[int]:
-    """Run lengths of a compressed RLE string, as pycocotools' rleFrString reads them.
-
-    Hand-written because pycocotools does not expose the runs, and its decoder fills the pixels of runs
-    that fall short of the image with uninitialised memory instead of failing: checking their sum is
-    the only way to reject such a mask.
-    """
-    data = counts.encode("ascii")
-    runs: list[int] = []
-    pos = 0
-    while pos < len(data):
-        value, shift, more = 0, 0, True
-        while more:
-            if pos >= len(data):
-                raise ValueError("RLE string ends in the middle of a number")
-            chunk = data[pos] - 48
-            value |= (chunk & 0x1F) << shift
-            more = bool(chunk & 0x20)
-            pos += 1
-            shift += 5
-            if not more and chunk & 0x10:
-                value |= -1 << shift
-        runs.append(value + runs[-2] if len(runs) > 2 else value)
-    return runs
 
 
 def to_rle(shape: Shape, size: ImageSize) -> dict:

@@ -166,11 +166,75 @@ class Polygon:
         return {"kind": self.kind, "parts": [[list(p) for p in part] for part in self.parts]}
 
 
+MAX_MASK_SIDE = 2**31 - 1
+"""Largest height or width of a mask: pycocotools keeps them in C ints."""
+_MAX_RUN = 2**32 - 1
+"""pycocotools stores run lengths as unsigned 32-bit ints; a longer run wraps around in C."""
+_MAX_DIGITS = 7
+"""Characters of one number in a compressed RLE: 7 x 5 bits hold any 32-bit run or difference."""
+
+
+def rle_runs(counts: str) -> Any:
+    """Run lengths (an int64 array) of a compressed RLE string, as pycocotools' rleFrString reads them; InvalidShapeError when
+    the string is not one pycocotools can read safely.
+
+    Hand-written because pycocotools checks nothing: a character outside '0'..'o' or a string that ends
+    inside a number makes it read past the end of its buffer (heap corruption, an abort), and runs that
+    fall short of the image leave uninitialised memory in the decoded mask. Vectorised with numpy (a
+    Python loop over the characters would make loading 10,000 masks take seconds).
+    """
+    import numpy as np  # lazily: `studio info` builds no shapes and need not load numpy
+
+    try:
+        raw = counts.encode("ascii")
+    except UnicodeEncodeError:
+        raise InvalidShapeError("malformed RLE: counts hold characters outside '0'..'o'") from None
+    chunks = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if chunks.size == 0:
+        return chunks
+    if chunks.min() < 0 or chunks.max() > 63:
+        raise InvalidShapeError("malformed RLE: counts hold characters outside '0'..'o'")
+    more = (chunks & 0x20) != 0
+    if more[-1]:
+        raise InvalidShapeError("malformed RLE: counts end in the middle of a number")
+    ends = np.flatnonzero(~more)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    lengths = ends - starts + 1
+    if lengths.max() > _MAX_DIGITS:
+        raise InvalidShapeError("malformed RLE: a run length is too large")
+    group = np.repeat(np.arange(len(starts)), lengths)
+    digit = np.arange(chunks.size) - starts[group]
+    values = np.add.reduceat((chunks & 0x1F) << (5 * digit), starts)
+    negative = (chunks[ends] & 0x10) != 0
+    values = values - np.where(negative, 1 << (5 * lengths), 0)  # sign extension, as `x |= -1 << 5*k`
+    # from the fourth number on, each is a difference to the run two before (the same parity)
+    runs = values.copy()
+    for parity in (1, 2):
+        runs[parity::2] = np.cumsum(values[parity::2])
+    return runs
+
+
+def check_rle_runs(runs: Sequence[int] | Any, size: tuple[int, int]) -> None:
+    """InvalidShapeError unless the runs (a list or an array of ints) are lengths pycocotools can hold
+    that cover the image exactly."""
+    import numpy as np
+
+    try:
+        array = np.asarray(runs, dtype=np.int64)
+    except (OverflowError, TypeError, ValueError):
+        raise InvalidShapeError("malformed RLE: run lengths must be whole numbers below 2**32") from None
+    if array.size and (array.min() < 0 or array.max() > _MAX_RUN):
+        raise InvalidShapeError("malformed RLE: a run length is negative or too large")
+    if int(array.sum()) != size[0] * size[1]:
+        raise InvalidShapeError(f"malformed RLE: its runs do not cover the {size[0]}x{size[1]} image exactly")
+
+
 @dataclass(frozen=True, slots=True)
 class Mask:
     """A pixel mask stored as COCO compressed RLE (column-major run lengths, as pycocotools writes).
 
-    `size` is (height, width) of the image the mask belongs to.
+    `size` is (height, width) of the image the mask belongs to. The counts are checked on construction
+    (from a file, the database or a model alike), so pycocotools never sees a string it would misread.
     """
 
     size: tuple[int, int]
@@ -179,11 +243,12 @@ class Mask:
 
     def __post_init__(self) -> None:
         size = tuple(self.size) if isinstance(self.size, (tuple, list)) else ()
-        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size):
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= MAX_MASK_SIDE for v in size):
             raise InvalidShapeError(f"mask size must be two positive integers (height, width), got {self.size!r}")
         if not isinstance(self.counts, str):
             raise InvalidShapeError("mask counts must be a compressed RLE string")
         object.__setattr__(self, "size", size)  # a list from JSON would make the mask unhashable
+        check_rle_runs(rle_runs(self.counts), size)
 
     @property
     def rle(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"})
 
 _COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # A qualitative palette (Tableau 10 then its light variants): distinct on photos, readable on dark UI.
 PALETTE = (
@@ -82,6 +83,19 @@ class Media:
         return (self.height, self.width)
 
 
+def check_label_name(name: str) -> None:
+    """StudioError unless `name` can be a label's name: non-empty text, one line, valid UTF-8 (a
+    dataset file can carry NUL, newlines or unpaired surrogates, which would break every listing)."""
+    if not isinstance(name, str) or not name.strip():
+        raise StudioError("a label needs a non-empty name")
+    if _CONTROL.search(name):
+        raise StudioError(f"label name {name!r:.80} holds control characters (newline, NUL, ...)")
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise StudioError(f"label name {name.encode('utf-8', 'backslashreplace').decode()!r:.80} is not valid UTF-8") from None
+
+
 @dataclass(frozen=True, slots=True)
 class KeypointSchema:
     """What the points of a keypoint label are: their names in order, and the bones between them as
@@ -112,8 +126,7 @@ class Label:
     keypoints: KeypointSchema | None = None
 
     def __post_init__(self) -> None:
-        if not self.name.strip():
-            raise StudioError("a label needs a non-empty name")
+        check_label_name(self.name)
         if not _COLOR.match(self.color):
             raise StudioError(f"label colour must look like #rrggbb, got {self.color!r}")
 

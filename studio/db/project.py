@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from studio.core.types import (
     ModelRun,
     ReviewState,
     RunStatus,
+    check_label_name,
     default_color,
 )
 from studio.db import migrate
@@ -46,6 +48,27 @@ IDS_PER_QUERY = 10_000
 
 Source: TypeAlias = Literal["human", "all"] | int
 """Which annotations: "human" (ground truth), "all", or the id of a model run."""
+
+
+_ESCAPED_BYTES = 0xF700
+"""A file name that is not valid UTF-8 (Python reads it with surrogateescape: byte 0xNN becomes U+DCNN)
+is stored with each such byte as U+F7NN, a private-use character, so the database holds valid UTF-8 and
+`resolve` gives back the exact bytes. Real names holding U+F780..U+F7FF are the one ambiguity."""
+_ESCAPED_CHAR = re.compile("[\uf780-\uf7ff]")
+
+
+def _storable(path: str) -> str:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "".join(chr(_ESCAPED_BYTES + ord(ch) - 0xDC00) if 0xDC80 <= ord(ch) <= 0xDCFF else ch for ch in path)
+    return path
+
+
+def _on_disk(stored: str) -> str:
+    if not _ESCAPED_CHAR.search(stored):  # a regex: resolve() runs once per media of an export
+        return stored
+    return _ESCAPED_CHAR.sub(lambda match: chr(0xDC00 + ord(match.group()) - _ESCAPED_BYTES), stored)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -255,7 +278,7 @@ class Project:
             # still lies inside the project. The file itself stays unresolved: a linked file is its own media.
             directory, name = os.path.split(absolute)
             inside = self._inside_root(os.path.join(_real_directory(directory), name))
-        return inside if inside is not None else Path(absolute).as_posix()
+        return _storable(inside if inside is not None else Path(absolute).as_posix())
 
     def _inside_root(self, absolute: str) -> str | None:
         # string prefix, not pathlib: adding a 10,000-file folder calls this per file (0.5 s -> 0.03 s)
@@ -264,7 +287,7 @@ class Project:
 
     def resolve(self, media: Media | str) -> Path:
         """Where a media file is on disk."""
-        path = Path(media.path if isinstance(media, Media) else media)
+        path = Path(_on_disk(media.path if isinstance(media, Media) else media))
         return path if path.is_absolute() else self.root / path
 
     def add_media(self, infos: Sequence[MediaInfo]) -> list[Media]:
@@ -396,6 +419,7 @@ class Project:
 
     def ensure_label(self, name: str, color: str | None = None) -> Label:
         """The label with this name, created (with `color` or the next palette colour) if absent."""
+        check_label_name(name)
         name = name.strip()
         with self._session() as s:
             row = s.scalar(select(LabelRow).where(LabelRow.name == name))

@@ -7,8 +7,13 @@ are those of the upright image. Videos go through OpenCV's VideoCapture.
 
 from __future__ import annotations
 
+import errno
+import io
 import os
+import stat
+import warnings
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +28,9 @@ from studio.db.project import Project
 # FFmpeg (inside OpenCV) prints its own complaints about a broken video on stderr; the MediaError raised
 # here already says what is wrong, in one line. Read once, when OpenCV first opens a video.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+# Pillow warns (several lines on stderr) for images between once and twice its pixel bound; probe()
+# refuses them itself with one MediaError line (see _bomb_checked).
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 Progress = Callable[[int, int], None]
 """Called with (done, total) as work proceeds."""
@@ -31,6 +39,10 @@ CancelCheck = Callable[[], bool]
 
 _EXIF_ORIENTATION = 0x0112
 _ROTATED_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that swap width and height
+_NOT_AN_IMAGE = (UnidentifiedImageError, OSError, SyntaxError, ValueError, ImportError)
+"""What Pillow raises for a file that is not a readable image. ImportError: once ultralytics is imported
+it patches Image.open to load an optional HEIF plugin on an unidentified file, and raises
+ModuleNotFoundError when that plugin is not installed."""
 _JPEG_END = b"\xff\xd9"
 _JPEG_TAIL_BYTES = 1 << 20
 """Camera apps may append data after a JPEG's end marker; it must lie within this many last bytes."""
@@ -48,33 +60,83 @@ def media_kind(path: Path) -> str | None:
 def probe(path: Path | str) -> MediaInfo:
     """Size, kind and (for video) frame count and fps of a file; MediaError if it is not readable media."""
     path = Path(path)
-    if not path.exists():
-        raise MediaError(f"{path}: file not found")
     kind = media_kind(path)
     if kind is None:
         raise MediaError(f"{path}: not a supported image or video type ({path.suffix or 'no extension'})")
-    try:
-        stat = path.stat()
-    except OSError as exc:
-        raise MediaError(f"{path}: {exc.strerror or 'cannot read'}") from exc
+    info = _regular_file_stat(path)
     if kind == "image":
-        width, height = _probe_image(path, stat.st_size)
-        return MediaInfo(str(path), "image", width, height, stat.st_size, stat.st_mtime_ns)
+        width, height = _probe_image(path, info.st_size)
+        return MediaInfo(str(path), "image", width, height, info.st_size, info.st_mtime_ns)
     width, height, frames, fps = _probe_video(path)
-    return MediaInfo(str(path), "video", width, height, stat.st_size, stat.st_mtime_ns, frames, fps)
+    return MediaInfo(str(path), "video", width, height, info.st_size, info.st_mtime_ns, frames, fps)
+
+
+def _regular_file_stat(path: Path) -> os.stat_result:
+    """The file's stat, or MediaError: missing, unreadable, or not a regular file (a FIFO named x.jpg
+    would block every reader forever)."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise MediaError(f"{path}: file not found") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "invalid file name"
+        raise MediaError(f"{path}: cannot read ({reason})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise MediaError(f"{path}: not a regular file")
+    return info
 
 
 def _probe_image(path: Path, size_bytes: int) -> tuple[int, int]:
     try:
-        with Image.open(path) as image:
+        with _bomb_checked(path), Image.open(path) as image:
             width, height = image.size
+            _check_pixels(width, height, path)
             orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
             _check_complete(image, path, size_bytes)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(f"{path}: not a readable image ({exc})") from exc
+    except _NOT_AN_IMAGE as exc:
+        raise MediaError(f"{path}: not a readable image ({_one_line(exc)})") from exc
     if orientation in _ROTATED_ORIENTATIONS:
         width, height = height, width
     return width, height
+
+
+@contextmanager
+def _bomb_checked(where: object) -> Iterator[None]:
+    """Pillow's decompression-bomb checks as a MediaError for that one file, so `add --skip-bad` skips
+    it and adds the rest. Pillow raises DecompressionBombError past twice Image.MAX_IMAGE_PIXELS and only
+    warns between once and twice; the warning is silenced (module level, thread-safe) and the same bound
+    checked here, since decoding such an image would make Studio allocate gigabytes."""
+    try:
+        yield
+    except Image.DecompressionBombError:
+        raise MediaError(_bomb_message(where)) from None
+
+
+def _check_pixels(width: int, height: int, where: object) -> None:
+    if Image.MAX_IMAGE_PIXELS and width * height > Image.MAX_IMAGE_PIXELS:
+        raise MediaError(_bomb_message(where))
+
+
+def _bomb_message(where: object) -> str:
+    return f"{where}: image declares more than {Image.MAX_IMAGE_PIXELS:,} pixels (a decompression bomb?)"
+
+
+def image_size(source: Path | bytes, where: str) -> tuple[int, int]:
+    """(width, height) of an image file or of encoded image bytes, read from its header only (upright,
+    as probe() reports it); MediaError when it is not a readable image or declares a bomb's size."""
+    try:
+        opened = io.BytesIO(source) if isinstance(source, bytes) else source
+        with _bomb_checked(where), Image.open(opened) as image:
+            width, height = image.size
+            _check_pixels(width, height, where)
+            orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    except _NOT_AN_IMAGE:
+        raise MediaError(f"{where}: not a readable image") from None
+    return (height, width) if orientation in _ROTATED_ORIENTATIONS else (width, height)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200] or type(exc).__name__
 
 
 def _check_complete(image: Image.Image, path: Path, size_bytes: int) -> None:
@@ -140,8 +202,7 @@ def _count_frames(path: Path) -> int:
 
 def read_image(path: Path | str) -> np.ndarray:
     """Decode an image file as an upright BGR uint8 array (H, W, 3)."""
-    if not Path(path).is_file():
-        raise MediaError(f"{path}: file not found")
+    _regular_file_stat(Path(path))
     data = np.fromfile(str(path), dtype=np.uint8)
     try:
         image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None  # applies EXIF orientation
@@ -176,21 +237,36 @@ def read_media(project: Project, media: Media, frame: int = 0) -> np.ndarray:
     return read_image(path) if media.kind == "image" else read_frame(path, frame)
 
 
-def iter_media_files(paths: Iterable[Path | str]) -> Iterator[Path]:
-    """Files named directly, and supported media found recursively in folders, in a stable order."""
+def iter_media_files(paths: Iterable[Path | str], problems: list[str] | None = None) -> Iterator[Path]:
+    """Files named directly, and supported media found recursively in folders, in a stable order.
+
+    A sub-folder that cannot be listed (no permission, a path too long for the system) is a MediaError,
+    or, with a `problems` list, noted there and passed over: never skipped silently.
+    """
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            for dirpath, dirnames, filenames in os.walk(path):
+            for dirpath, dirnames, filenames in os.walk(path, onerror=lambda exc: _unlisted(exc, problems)):
                 dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
                 for name in sorted(filenames):
                     candidate = Path(dirpath) / name
                     if media_kind(candidate) is not None:
                         yield candidate
-        elif path.exists():
+        elif path.exists() or path.is_symlink():
             yield path
         else:
             raise MediaError(f"{path}: no such file or folder")
+
+
+def _unlisted(exc: OSError, problems: list[str] | None) -> None:
+    reason = "path too long" if exc.errno == errno.ENAMETOOLONG else (exc.strerror or "cannot list")
+    name = str(exc.filename)
+    if len(name) > 160:  # a path too long for the system is too long for a message line as well
+        name = f"{name[:60]}…{name[-60:]}"
+    message = f"{name}: folder not read ({reason})"
+    if problems is None:
+        raise MediaError(message)
+    problems.append(message)
 
 
 @dataclass
@@ -225,7 +301,7 @@ def add_paths(
     files: dict[str, Path] = {}  # by stored path: a file named twice, or inside a folder also named, is added once
     for raw in paths:
         try:
-            found = list(iter_media_files([raw]))
+            found = list(iter_media_files([raw], report.failed if skip_bad else None))
         except MediaError as exc:
             if not skip_bad:
                 raise

@@ -150,12 +150,47 @@ def parse_xml(path: Path) -> ElementTree.Element:
     from defusedxml import DefusedXmlException
     from defusedxml import ElementTree as SafeElementTree
 
+    from studio.io.safe_files import read_bytes
+
+    data = read_bytes(path)  # a regular file only: a FIFO named x.xml would block parse() forever
     try:
-        return SafeElementTree.parse(path).getroot()
+        return SafeElementTree.fromstring(data)
     except (ElementTree.ParseError, DefusedXmlException) as exc:
         raise FormatError(f"{path}: not valid XML ({exc})") from None
-    except OSError as exc:
-        raise FormatError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except RecursionError:
+        raise FormatError(f"{path}: XML nested too deeply") from None
+
+
+MAX_UNSEEN_PIXELS = 1 << 26
+"""Largest image (67 MP) whose size Studio takes from a dataset file alone to build a mask, when the
+image itself is neither on disk nor embedded: a declared size is what a mask is allocated at."""
+
+
+def checked_size(
+    size: tuple[int, int], where: str, *, image_root: Path | None, file_name: str, embedded: bytes | None = None
+) -> tuple[int, int]:
+    """A dataset file's declared (height, width) for an image, checked before Studio allocates a mask of
+    that size: against the real image (its header only: embedded bytes, else the file inside the
+    dataset folder), else against MAX_UNSEEN_PIXELS. FormatError otherwise, so a 700-byte file declaring
+    a 100,000 x 100,000 image cannot make Studio allocate 10 GB."""
+    from studio.io import safe_files
+    from studio.io.media import image_size
+
+    on_disk = safe_files.inside(image_root, file_name)
+    source: Path | bytes | None = embedded
+    if source is None and on_disk is not None and safe_files.real_file_inside(image_root, on_disk):  # type: ignore[arg-type]
+        source = on_disk
+    if source is None:
+        if size[0] * size[1] > MAX_UNSEEN_PIXELS:
+            raise FormatError(f"{where}: declares a {size[1]}x{size[0]} image, too large to take on trust (image not found)")
+        return size
+    try:
+        width, height = image_size(source, where)
+    except MediaError as exc:
+        raise FormatError(str(exc)) from None
+    if (height, width) != tuple(size):
+        raise FormatError(f"{where}: declares a {size[1]}x{size[0]} image but the image is {width}x{height}")
+    return size
 
 
 def format_number(value: float) -> str:

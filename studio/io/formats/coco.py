@@ -13,7 +13,6 @@ field for are kept in the attribute `coco` and written back where they were.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,6 +24,7 @@ from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError, StudioError
 from studio.core.shapes import Box, Mask, Points, Polygon, RotatedBox, Shape, shape_from_json
 from studio.core.types import KeypointSchema
+from studio.io import safe_files
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -70,7 +70,7 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
 
 
 def _find_json(path: Path) -> Path:
-    if path.is_file():
+    if path.is_file() or (path.exists() and not path.is_dir()):  # a FIFO is refused when read, not globbed
         return path
     candidates = sorted(path.glob("*.json")) or sorted(path.glob("annotations/*.json"))
     if len(candidates) != 1:
@@ -80,12 +80,7 @@ def _find_json(path: Path) -> Path:
 
 
 def _load(json_path: Path) -> Any:
-    try:
-        return json.loads(json_path.read_bytes())
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"{json_path.name}: not valid JSON (truncated or malformed) at line {exc.lineno}: {exc.msg}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{json_path.name}: cannot read: {exc}") from None
+    return safe_files.load_json(json_path)
 
 
 def _image_root(json_path: Path, file_names: list[str]) -> tuple[Path, list[Path]]:

@@ -39,6 +39,7 @@ from studio.io.formats.base import (
     attribute_text,
     attribute_value,
     check_inside,
+    checked_size,
     collect_images,
     ellipse_vertices,
     format_number,
@@ -112,6 +113,8 @@ def _read_image(
     subset = element.get("subset")
     if subset and (image_root / subset / name).is_file():
         name = f"{subset}/{name}"  # a project export: images/<subset>/<name>
+    if element.find("mask") is not None:  # masks are built at the declared size
+        checked_size((height, width), where, image_root=image_root, file_name=name)
     annotations: list[DatasetAnnotation] = []
     tags: list[str] = []
     groups: dict[tuple[str, int], DatasetAnnotation] = {}

@@ -39,14 +39,16 @@ from typing import Any
 import numpy as np
 
 from studio.core import geometry
-from studio.core.errors import FormatError, InvalidShapeError
+from studio.core.errors import FormatError, InvalidShapeError, MediaError
 from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
+from studio.io import safe_files
 from studio.io.formats.base import (
     ELLIPSE_VERTICES,
     Dataset,
     DatasetAnnotation,
     DatasetImage,
     check_inside,
+    checked_size,
     collect_images,
     ellipse_vertices,
     number,
@@ -54,6 +56,7 @@ from studio.io.formats.base import (
     unique_stem,
     write_image,
 )
+from studio.io.media import image_size
 
 LABELME_VERSION = "5.5.0"
 """Written into exported files: the labelme file format these files follow."""
@@ -88,22 +91,20 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     if path.is_file():
         files, root = [path], path.parent
     else:
-        files, root = sorted(path.rglob("*.json")), path
+        files, root = safe_files.files_under(path, [".json"]), path
         if not files:
             raise FormatError(f"{path}: no labelme .json files in this folder")
     return collect_images(
         files,
-        lambda json_path, problems: _read_file(json_path, json_path.parent.relative_to(root), problems, skip_bad=skip_bad),
+        lambda json_path, problems: _read_file(json_path, root, problems, skip_bad=skip_bad),
         image_root=root,
         skip_bad=skip_bad,
     )
 
 
-def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
-    try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise FormatError(f"{json_path}: not valid JSON ({exc})") from None
+def _read_file(json_path: Path, root: Path, problems: list[str], *, skip_bad: bool) -> DatasetImage:
+    sub_folder = json_path.parent.relative_to(root)
+    data = safe_files.load_json(json_path)
     if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
         raise FormatError(f"{json_path}: not a labelme file (expected an object with a 'shapes' list)")
     image_path = data.get("imagePath")
@@ -119,6 +120,9 @@ def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_b
             raise FormatError(f"{json_path}: imageWidth/imageHeight {width}x{height} differ from imageData's {embedded_size[0]}x{embedded_size[1]}")
         width, height = embedded_size
     size = (height, width) if width and height else None
+    embedded = _image_data(data, json_path)
+    if size is not None and _builds_masks(data["shapes"]):
+        checked_size(size, str(json_path), image_root=root, file_name=file_name, embedded=embedded)
     pieces = []
     for index, raw in enumerate(data["shapes"]):
         try:
@@ -148,11 +152,19 @@ def _encoded_size(encoded: bytes, json_path: Path) -> tuple[int, int]:
 
     from PIL import Image, UnidentifiedImageError
 
-    try:
+    try:  # the header only: a bomb's declared size is refused before any pixel is decoded
         with Image.open(io.BytesIO(encoded)) as image:
             return image.size
+    except Image.DecompressionBombError:
+        raise FormatError(f"{json_path}: imageData declares an image too large to open safely") from None
     except (OSError, UnidentifiedImageError, ValueError, ImportError) as exc:  # ImportError: see voc._segmentation
         raise FormatError(f"{json_path}: imageData is not an image ({exc})") from None
+
+
+def _builds_masks(shapes: list[Any]) -> bool:
+    """Whether reading these shapes allocates image-sized arrays (mask shapes, merged groups), which
+    the declared image size must be checked for first."""
+    return any(isinstance(raw, dict) and (raw.get("shape_type") == "mask" or raw.get("group_id") is not None) for raw in shapes)
 
 
 def _optional_size(data: dict[str, Any], key: str, json_path: Path) -> int | None:
@@ -296,6 +308,13 @@ def _mask(corners: list[tuple[float, float]], encoded: Any, size: tuple[int, int
     if size is None:
         raise FormatError("a mask shape needs the file's imageHeight and imageWidth")
     png = _base64(encoded)
+    if png:  # its header, before decoding: a small PNG can declare a huge crop
+        try:
+            crop_width, crop_height = image_size(png, "mask")
+        except MediaError:
+            raise FormatError("a mask shape needs its 'mask': a base64-encoded PNG of a sane size") from None
+        if crop_width > size[1] or crop_height > size[0]:
+            raise FormatError(f"mask of {crop_width}x{crop_height} is larger than the {size[1]}x{size[0]} image")
     crop = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_UNCHANGED) if png else None
     if crop is None:
         raise FormatError("a mask shape needs its 'mask': a base64-encoded PNG")

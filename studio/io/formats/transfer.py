@@ -10,16 +10,17 @@ import hashlib
 import inspect
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 
 from studio.core import geometry
 from studio.core.errors import FormatError, MediaError, NotFoundError, StudioError
 from studio.core.shapes import shape_from_json
-from studio.core.types import Annotation, FileId, Media
+from studio.core.types import Annotation, FileId, Media, check_label_name
 from studio.db.project import Project, Source
-from studio.io import formats
+from studio.io import formats, safe_files
 from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, bulk_objects, skip_or_raise
 from studio.io.media import CancelCheck, Progress, probe
 
@@ -51,32 +52,37 @@ class _MediaIndex:
         for media in project.list_media():
             self._remember(media)
         self.added = 0
+        self.written: list[Path] = []
+        """Embedded images written into the project folder by this import (removed if it fails)."""
 
     def _remember(self, media: Media) -> None:
         self.by_path[media.path] = media
         self.by_name[media.name].append(media)
 
     def find(self, file_name: str, *, embedded: bytes | None = None, size: tuple[int, int] | None = None) -> Media:
-        """The media of `file_name`, added from disk when it is not in the project yet.
+        """The media a dataset's image names: one already in the project (by path, else by name), else
+        the file under the dataset's image root, else the embedded image. A name that climbs out of the
+        image root (`../../x`, an absolute path, a symlink leading out) never reads a file there.
 
         An image the dataset file carries (`embedded`, labelme's imageData) is the one its annotations
         were drawn on, as labelme shows it: a project or disk image of that name is used only when it
         has the embedded image's `size` (width, height); otherwise the embedded image is added.
         """
-        on_disk = (self.image_root / file_name) if self.image_root is not None else Path(file_name)
-        for key in (self.project.stored_path(on_disk), file_name):
+        on_disk = safe_files.inside(self.image_root, file_name)
+        for key in (self.project.stored_path(on_disk), file_name) if on_disk is not None else (file_name,):
             if key in self.by_path and self._fits(self.by_path[key], embedded, size):
                 return self.by_path[key]
         suffix = PurePosixPath(file_name.replace("\\", "/"))
         same_path = [m for m in self.by_name.get(suffix.name, []) if PurePosixPath(m.path).match(str(suffix))]
+        is_file = on_disk is not None and safe_files.real_file_inside(self.image_root, on_disk)  # type: ignore[arg-type]
         # a file on disk whose folders no project media share (cam2/0001.jpg when only cam1/0001.jpg
         # is in the project) is a new image, not the one with the same name
-        same_name = same_path or ([] if on_disk.is_file() else self.by_name.get(suffix.name, []))
+        same_name = same_path or ([] if is_file else self.by_name.get(suffix.name, []))
         same_name = [m for m in same_name if self._fits(m, embedded, size)]
         if len(same_name) == 1:
             return same_name[0]
-        if on_disk.is_file():
-            info = probe(on_disk)
+        if is_file:
+            info = probe(on_disk)  # type: ignore[arg-type]
             if embedded is None or (info.width, info.height) == size:
                 media = self.project.add_media([info])[0]
                 self._remember(media)
@@ -86,12 +92,36 @@ class _MediaIndex:
             return self._add_embedded(file_name, embedded)
         if len(same_name) > 1:
             raise FormatError(f"{file_name}: several project images have this name; use paths in the dataset")
+        if on_disk is None or os.path.lexists(on_disk):
+            raise FormatError(
+                f"{file_name}: image is not in the project, and this path is not a file inside the dataset folder "
+                "(Studio reads no file outside it; add such images to the project first)"
+            )
         where = f"in any of {', '.join(map(str, self.folders_tried))}" if self.folders_tried else f"at {on_disk}"
         raise FormatError(f"{file_name}: image is not in the project and not found {where}")
 
     @staticmethod
     def _fits(media: Media, embedded: bytes | None, size: tuple[int, int] | None) -> bool:
         return embedded is None or (media.width, media.height) == size
+
+    @contextmanager
+    def removing_written_on_error(self) -> Iterator[None]:
+        """On any error (or cancel), delete the embedded images this import wrote and their folders when
+        left empty: a refused import leaves no files behind."""
+        try:
+            yield
+        except BaseException:
+            self._remove(self.written)
+            raise
+
+    def _remove(self, targets: list[Path]) -> None:
+        for target in targets:
+            target.unlink(missing_ok=True)
+            with suppress(OSError):  # not empty: another import's image shares the content hash
+                target.parent.rmdir()
+        with suppress(OSError):
+            (self.project.root / EMBEDDED_DIR).rmdir()
+        targets.clear()
 
     def _add_embedded(self, file_name: str, embedded: bytes) -> Media:
         """Write an image the dataset file carries into PROJECT/imported/<content hash>/ and add it.
@@ -108,7 +138,14 @@ class _MediaIndex:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(embedded)
-        media = self.project.add_media([probe(target)])[0]
+            self.written.append(target)
+        try:
+            info = probe(target)
+        except MediaError:
+            self._remove([target] if target in self.written else [])  # a skipped item leaves no file either
+            self.written = [t for t in self.written if t != target]
+            raise
+        media = self.project.add_media([info])[0]
         self._remember(media)
         self.added += 1
         return media
@@ -271,8 +308,10 @@ def import_dataset(
     if not path.exists():
         raise FormatError(f"{path}: no such file or folder")
     dataset = formats.reader(format_name)(path, skip_bad=skip_bad)
+    safe_files.check_storable(dataset.label_ids, path.name)
     report = ImportReport(skipped=list(dataset.problems))
-    with project.transaction():
+    media_index = _MediaIndex(project, dataset.image_root, dataset.folders_tried)
+    with media_index.removing_written_on_error(), project.transaction():
         run_id = None
         if run_name is not None:
             run = project.create_run(f"import-{format_name}", name=run_name, params={"source": str(path)})
@@ -284,7 +323,6 @@ def import_dataset(
             for name, schema in dataset.keypoints.items():
                 if name in label_ids:
                     project.set_label_keypoints(label_ids[name], schema)
-        media_index = _MediaIndex(project, dataset.image_root, dataset.folders_tried)
         file_ids = _FileIds(project, format_name)
         resolver = file_ids.resolver(dataset, path.name, None if gt_file is None else Path(gt_file)) if dataset.ids_only else None
         remembered: list[FileId] = []
@@ -338,10 +376,16 @@ def _check_image(
             f"{image.file_name}: dataset says {image.width}x{image.height} but the image is {media.width}x{media.height}"
         )
     result = []
+    safe_files.check_storable([image.source_id, image.frame], f"{image.file_name}: image id")
     for ann in image.annotations:
         if not geometry.is_inside(ann.shape, media.size):
             raise FormatError(f"{image.file_name}: a {ann.label!r} {ann.shape.kind} lies outside the image")
+        safe_files.check_storable([ann.attributes, ann.track_id], f"{image.file_name}: a {ann.label!r} {ann.shape.kind}")
         if ann.label not in label_ids:
+            try:
+                check_label_name(ann.label)
+            except StudioError as exc:
+                raise FormatError(f"{image.file_name}: {exc}") from None
             label_ids[ann.label] = project.ensure_label(ann.label).id
         result.append(
             Annotation(

@@ -43,9 +43,10 @@ from xml.etree.ElementTree import Element, ElementTree, SubElement, indent
 import numpy as np
 
 from studio.core import geometry
-from studio.core.errors import FormatError, InvalidShapeError
+from studio.core.errors import FormatError, InvalidShapeError, MediaError
 from studio.core.shapes import Box, Mask, Polygon, RotatedBox, Shape
 from studio.core.types import IMAGE_SUFFIXES
+from studio.io import safe_files
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -127,7 +128,7 @@ def _locate(path: Path) -> _Layout:
     has_segmentation = any((path / folder).is_dir() for folder in (SEGMENTATION_OBJECT, SEGMENTATION_CLASS))
     xml_root = path / "Annotations" if has_annotations else path
     image_root = path / "JPEGImages" if (has_annotations or has_segmentation) and (path / "JPEGImages").is_dir() else path
-    xml_files = sorted(xml_root.rglob("*.xml"))
+    xml_files = safe_files.files_under(xml_root, [".xml"])
     root = path if has_annotations or has_segmentation else None
     png_only: list[str] = []
     if root is not None:
@@ -135,7 +136,7 @@ def _locate(path: Path) -> _Layout:
         ids = {
             png.relative_to(root / folder).with_suffix("").as_posix(): None
             for folder in (SEGMENTATION_OBJECT, SEGMENTATION_CLASS)
-            for png in sorted((root / folder).rglob("*.png"))
+            for png in ((root / folder).is_dir() and safe_files.files_under(root / folder, [".png"]) or [])
         }
         png_only = [image_id for image_id in ids if image_id not in with_xml]
     if not xml_files and not png_only:
@@ -304,8 +305,16 @@ def _segmentation(png: Path, colours: dict[int, int], size: tuple[int, int] | No
     Palette and grey PNGs hold the numbers; RGB ones (CVAT, datumaro) hold the numbers' colours."""
     from PIL import Image, UnidentifiedImageError
 
+    from studio.io.media import image_size
+
     if not png.is_file():
         return None
+    try:  # the header first: a 70-byte PNG can declare a size whose decoding takes gigabytes
+        width, height = image_size(png, str(png))
+    except MediaError as exc:
+        raise FormatError(f"{png}: not a readable PNG ({str(exc).rpartition(': ')[2]})") from None
+    if size is not None and (height, width) != size:
+        raise FormatError(f"{png}: {width}x{height} but the XML says {size[1]}x{size[0]}")
     try:
         with Image.open(png) as image:
             if image.mode in ("P", "L"):
@@ -318,8 +327,6 @@ def _segmentation(png: Path, colours: dict[int, int], size: tuple[int, int] | No
         # ImportError: once ultralytics is imported, its patched Image.open retries an unreadable file
         # after importing pi_heif, which may be absent
         raise FormatError(f"{png}: not a readable PNG ({exc})") from None
-    if size is not None and numbers.shape != size:
-        raise FormatError(f"{png}: {numbers.shape[1]}x{numbers.shape[0]} but the XML says {size[1]}x{size[0]}")
     return numbers
 
 

@@ -22,6 +22,7 @@ asked (`scores=True`), since ultralytics' dataset check refuses a sixth column.
 
 from __future__ import annotations
 
+import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -34,6 +35,7 @@ from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError, MediaError
 from studio.core.shapes import Box, Mask, Polygon, RotatedBox, Shape
 from studio.core.types import IMAGE_SUFFIXES
+from studio.io import safe_files
 from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, number, skip_or_raise, write_image
 from studio.io.media import probe
 
@@ -74,7 +76,7 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     expected = set(label_files.values()) | {layout.root / name for name in NAMES_FILES}
     expected |= {*layout.list_files, *([layout.names_file] if layout.names_file else [])}
     for folder in layout.label_folders:
-        for orphan in sorted(set(folder.rglob("*.txt")) - expected):
+        for orphan in sorted(set(safe_files.files_under(folder, [".txt"])) - expected):
             skip_or_raise(problems, f"{_shown(orphan, layout.root)}: label file without an image", skip_bad)
     return Dataset(
         labels=layout.names,
@@ -115,10 +117,7 @@ def _shown(path: Path, root: Path) -> str:
 
 def _layout_from_yaml(yaml_path: Path) -> _Layout:
     """Root folder, class names, image files and label folders of an ultralytics data.yaml."""
-    try:
-        data = yaml.safe_load(yaml_path.read_text())
-    except (yaml.YAMLError, OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{yaml_path.name}: not readable YAML: {exc}") from None
+    data = safe_files.load_yaml(yaml_path)  # no aliases: a 300-byte "billion laughs" file expands to GBs
     if not isinstance(data, dict):
         raise FormatError(f"{yaml_path.name}: expected a mapping with `names` and `train`/`val`")
     names = _names(data.get("names"), yaml_path.name)
@@ -126,8 +125,13 @@ def _layout_from_yaml(yaml_path: Path) -> _Layout:
     if data.get("path") is not None:
         # ultralytics resolves a relative `path` against its own datasets folder; for a dataset copied
         # elsewhere it usually means the yaml's own folder, which is the fallback here
-        given = yaml_path.parent / str(data["path"])
-        root = given.resolve() if given.is_dir() else yaml_path.parent
+        # elsewhere it usually means the yaml's own folder, which is the fallback here. A `path` outside
+        # the yaml's folder that exists (`path: /etc`) is refused, never read: the dataset is what the
+        # user gave Studio (an absolute path from the author's machine, absent here, still falls back)
+        given = safe_files.inside(yaml_path.parent, str(data["path"]))
+        if given is None and (yaml_path.parent / str(data["path"])).exists():
+            raise FormatError(f"{yaml_path.name}: `path` lies outside the dataset folder; Studio reads only files inside it")
+        root = given if given is not None and given.is_dir() else yaml_path.parent
     images: dict[Path, None] = {}  # ordered set: train and val may name the same folder
     folders: list[Path] = []
     looked: list[str] = []
@@ -139,17 +143,16 @@ def _layout_from_yaml(yaml_path: Path) -> _Layout:
         for entry in entries if isinstance(entries, list) else [entries]:
             if not isinstance(entry, str):
                 raise FormatError(f"{yaml_path.name}: `{split}` must be a path or a list of paths, got {entry!r}")
-            location = root / entry
-            if not location.exists() and entry.startswith("../"):
-                location = root / entry[3:]  # Roboflow's `../train/images`, as ultralytics reads it
-            looked.append(str(location))
+            location = _inside_dataset(root, entry, f"{yaml_path.name}: `{split}`")
+            looked.append(str(root / entry))
+            if location is None:
+                continue  # a split listed but absent (Roboflow lists `test` when there is none) is no error by itself
             if location.is_dir():
                 images.update(dict.fromkeys(_images_under(location)))
                 folders.append(_label_path(location / "x").parent)
             elif location.is_file() and location.suffix == ".txt":
-                images.update(dict.fromkeys(_images_listed(location, [location.parent])))
+                images.update(dict.fromkeys(_images_listed(location, [location.parent], root)))
                 lists.append(location)
-            # a split listed but absent (Roboflow lists `test` when there is none) is no error by itself
     if not looked:
         raise FormatError(f"{yaml_path.name}: names no `train`, `val` or `test` images")
     if not folders and not images:
@@ -164,10 +167,7 @@ def _layout_from_darknet(data_path: Path) -> _Layout:
     the obj.data, from its parent, and without the `data/` prefix (how datumaro reads CVAT's export).
     """
     data_path = data_path.resolve()  # image paths in its lists are resolved too
-    try:
-        lines = data_path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{data_path.name}: cannot read: {exc}") from None
+    lines = safe_files.read_text(data_path).splitlines()
     entries = {key.strip(): value.strip() for key, sep, value in (line.partition("=") for line in lines) if sep}
     bases = [data_path.parent, data_path.parent.parent]
     if "names" not in entries:
@@ -176,7 +176,7 @@ def _layout_from_darknet(data_path: Path) -> _Layout:
     images: dict[Path, None] = {}
     lists = [_darknet_path(entries[split], bases, data_path) for split in DARKNET_SPLITS if split in entries]
     for list_file in lists:
-        images.update(dict.fromkeys(_images_listed(list_file, bases)))
+        images.update(dict.fromkeys(_images_listed(list_file, bases, data_path.parent)))
     if not images:
         raise FormatError(f"{data_path.name}: lists no images (`train = ...` or `valid = ...`)")
     folders = sorted({image.parent for image in images if image.parent != data_path.parent})
@@ -191,6 +191,20 @@ def _darknet_path(entry: str, bases: list[Path], where: Path) -> Path:
     if found is None:
         raise FormatError(f"{where.name}: {entry} not found (looked in {', '.join(str(c) for c in candidates)})")
     return found
+
+
+def _inside_dataset(root: Path, entry: str, where: str) -> Path | None:
+    """A split's folder or list file (None when absent), which must lie inside the dataset folder
+    (`train: /` would walk the whole disk). Like ultralytics, `../x` is also tried as `x`: Roboflow's data.yaml says
+    `train: ../train/images` for the train/ beside it."""
+    location = safe_files.inside(root, entry)
+    if location is None and entry.replace("\\", "/").startswith("../"):
+        location = safe_files.inside(root, entry[3:])
+    if location is not None and not location.exists():
+        return None
+    if location is None or not safe_files.really_inside(root, location):
+        raise FormatError(f"{where} {entry!r:.80} lies outside the dataset folder; Studio reads only files inside it")
+    return location
 
 
 def _names(raw: Any, where: str) -> list[str]:
@@ -213,30 +227,30 @@ def _names(raw: Any, where: str) -> list[str]:
 
 def _names_from_file(names_file: Path) -> list[str]:
     """Class names one a line (classes.txt, obj.names); line i names class i."""
-    try:
-        text = names_file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{names_file.name}: cannot read: {exc}") from None
+    text = safe_files.read_text(names_file)
     return _names([line for line in text.splitlines() if line.strip()], names_file.name)
 
 
 def _images_under(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return safe_files.files_under(folder, IMAGE_SUFFIXES, any_case=True)  # a FIFO x.jpg is kept: probe reports it
 
 
-def _images_listed(list_file: Path, bases: list[Path]) -> list[Path]:
+def _images_listed(list_file: Path, bases: list[Path], root: Path) -> list[Path]:
     """Images named one per line in a split .txt: relative to the list file's folder (as ultralytics),
-    or to darknet's working folder, with or without its `data/` prefix (as CVAT writes them)."""
-    try:
-        lines = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
-    except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{list_file.name}: cannot read: {exc}") from None
+    or to darknet's working folder, with or without its `data/` prefix (as CVAT writes them). Each must
+    lie inside the dataset folder `root`."""
+    lines = [line.strip() for line in safe_files.read_text(list_file).splitlines() if line.strip()]
     found = []
-    for line in lines:
+    for number_, line in enumerate(lines, 1):
+        if os.path.isabs(line) or safe_files.inside(root, os.path.relpath(os.path.join(list_file.parent, line), root)) is None:
+            raise FormatError(f"{list_file.name}:{number_}: names an image outside the dataset folder")
         try:
-            found.append(_darknet_path(line, bases, list_file).resolve())
+            image = _darknet_path(line, bases, list_file).resolve()
         except FormatError:
-            found.append((list_file.parent / line).resolve())  # reported as a missing image when read
+            image = (list_file.parent / line).resolve()  # reported as a missing image when read
+        if not safe_files.really_inside(root, image):
+            raise FormatError(f"{list_file.name}:{number_}: names an image outside the dataset folder")
+        found.append(image)
     return found
 
 
@@ -267,11 +281,14 @@ def _read_image(
         return None
     result = DatasetImage(shown, info.width, info.height)
     if not label_file.is_file():
+        if os.path.lexists(label_file):  # a FIFO or a folder: reported, never opened (a FIFO blocks)
+            skip_or_raise(problems, f"{_shown(label_file, root)}: not a regular file", skip_bad)
+            return None
         return result  # no label file: an image without objects, as ultralytics reads it
     try:
-        text = label_file.read_text()
-    except (OSError, UnicodeDecodeError) as exc:
-        skip_or_raise(problems, f"{_shown(label_file, root)}: cannot read: {exc}", skip_bad)
+        text = safe_files.read_text(label_file)
+    except FormatError as exc:
+        skip_or_raise(problems, f"{_shown(label_file, root)}: {str(exc).partition(': ')[2]}", skip_bad)
         return None
     for line_number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
