@@ -39,7 +39,7 @@ class UltralyticsSamSegmenter:
 
     def __init__(self, model: Any, *, sam2: bool, device: str = "cpu", input_size: int = INPUT_SIZE) -> None:
         """`input_size` is the encoder's square input side: 1024 as trained; smaller is faster and coarser."""
-        from ultralytics.models.sam import Predictor, SAM2Predictor
+        from ultralytics.models.sam import Predictor, SAM2Predictor  # configured by load() already
 
         self.input_size = input_size
         predictor_class = SAM2Predictor if sam2 else Predictor
@@ -99,7 +99,10 @@ def load(
 ) -> UltralyticsSamSegmenter:
     """Build the architecture of `official` (e.g. "sam2.1_t.pt") and load the checkpoint into it."""
     from studio.models.checkpoints import handed_over, load_checkpoint
+    from studio.models.offline import configure_ultralytics
     from studio.models.weights import WeightsError, resolve_weights
+
+    configure_ultralytics()  # before ultralytics' first import: no settings file in ~/.config, no online checks
 
     spec = next(s for s in SPECS if s.weights[0].name == official)
     path = resolve_weights(spec, weights)

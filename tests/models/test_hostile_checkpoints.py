@@ -170,7 +170,7 @@ def test_an_allowed_class_called_with_the_files_arguments_would_run_code(corpus)
 
     files, marker = corpus
     path = next(p for p in files if "allowed-class-constructor__p2-model-zip" in p.name)
-    from plugins.ultralytics_detect import _ultralytics
+    from studio_plugins.ultralytics_detect import _ultralytics
 
     _ultralytics()
     torch.load(path, map_location="cpu", weights_only=False)
@@ -179,7 +179,7 @@ def test_an_allowed_class_called_with_the_files_arguments_would_run_code(corpus)
 
 
 def _loaders() -> dict[str, Callable[[str], object]]:
-    from plugins import segment_anything_sam, ultralytics_detect, ultralytics_sam
+    from studio_plugins import segment_anything_sam, ultralytics_detect, ultralytics_sam
 
     sam_by_id = {spec.id: spec for spec in ultralytics_sam.SPECS}
     return {
@@ -261,8 +261,7 @@ def test_saved_ultralytics_models_load_and_predict_like_ultralytics_itself(tmp_p
     """Checkpoints as ultralytics saves them (pickled model objects) load through the allow-list unchanged."""
     import numpy as np
     import torch
-
-    from plugins import ultralytics_detect as ud
+    from studio_plugins import ultralytics_detect as ud
 
     ultralytics = ud._ultralytics()
     image = np.random.default_rng(3).integers(0, 255, (64, 64, 3), dtype=np.uint8)
