@@ -93,17 +93,20 @@ STAMP_STATEMENTS = (f"PRAGMA application_id = {APPLICATION_ID}", f"PRAGMA user_v
 def read_only_url(db: Path) -> str:
     """An SQLAlchemy URL that opens `db` without ever writing, even where its folder is read-only.
 
-    `mode=ro` still needs SQLite's shared-memory file next to a WAL database; where it cannot be made,
-    `immutable=1` reads the file as it is (a cleanly closed project has no pending WAL).
+    A cleanly closed project has no WAL file: `immutable=1` reads it as it is and creates no side file.
+    With a WAL file present (a writer has it open, or crashed), `mode=ro` reads the WAL too; it needs
+    SQLite's shared-memory file, and where that cannot be made, `immutable=1` is all there is.
     """
     location = f"file:{quote(str(db.resolve()))}"
-    try:
-        probe = sqlite3.connect(f"{location}?mode=ro", uri=True)
+    options = "immutable=1"
+    if db.with_name(db.name + "-wal").exists():
         try:
-            probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            probe.close()
-        options = "mode=ro"
-    except sqlite3.OperationalError:
-        options = "immutable=1"
+            probe = sqlite3.connect(f"{location}?mode=ro", uri=True)
+            try:
+                probe.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                probe.close()
+            options = "mode=ro"
+        except sqlite3.OperationalError:
+            pass
     return f"sqlite:///{location}?{options}&uri=true"

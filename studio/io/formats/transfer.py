@@ -115,7 +115,13 @@ class _FormatIds:
         return cls(dict(stored.get("images", {})), dict(stored.get("labels", {})))
 
     def save(self, project: Project, format_name: str) -> None:
-        project.set_setting(self._key(format_name), {"images": self.images, "labels": self.labels})
+        """Merge into what is stored now, inside the write: a parallel import's ids are kept, not overwritten."""
+
+        def merged(stored: dict | None) -> dict:
+            stored = stored or {}
+            return {"images": {**stored.get("images", {}), **self.images}, "labels": {**stored.get("labels", {}), **self.labels}}
+
+        project.merge_setting(self._key(format_name), merged)
 
     def remember_labels(self, label_ids: dict[str, int]) -> None:
         self.labels.update({str(number): name for name, number in label_ids.items()})
@@ -304,7 +310,7 @@ def export_dataset(
     remembered = {name: int(number) for number, name in _FormatIds.load(project, format_name).labels.items()}
     dataset.label_ids = {name: remembered[name] for name in dataset.labels if name in remembered}
     files = write(dataset, Path(out), copy_images=copy_images)
-    if dataset.label_ids:
+    if dataset.label_ids and not project.read_only:  # a read-only project exports without remembering ids
         _remember_export_ids(project, format_name, dataset)
     return ExportReport(len(dataset.images), sum(len(i.annotations) for i in dataset.images), files)
 
