@@ -93,15 +93,25 @@ def _coco_parts(folder: Path, images_per_part: int) -> None:
         (folder / f"part{part}.json").write_text(json.dumps(document))
 
 
-@pytest.mark.slow
-def test_parallel_coco_imports_keep_every_remembered_image_id(tmp_path):
-    Project.create(tmp_path / "p").close()
-    _coco_parts(tmp_path, 200)
-    assert _race(str(tmp_path / "p"), _import_coco, str(tmp_path)) == [200, 200]
-    with Project.open(tmp_path / "p") as project:
+def _check_coco_ids(target: str, folder: Path) -> None:
+    _coco_parts(folder, 200)
+    assert _race(target, _import_coco, str(folder)) == [200, 200]
+    with _open(target) as project:
         remembered = project.get_setting("ids.coco")["images"]
         assert sorted(map(int, remembered)) == list(range(1, 401))
         assert project.counts()["annotations"] == 400 and [label.name for label in project.labels()] == ["shared"]
+
+
+@pytest.mark.slow
+def test_parallel_coco_imports_keep_every_remembered_image_id(tmp_path):
+    Project.create(tmp_path / "p").close()
+    _check_coco_ids(str(tmp_path / "p"), tmp_path)
+
+
+@pytest.mark.slow
+def test_parallel_coco_imports_keep_every_remembered_image_id_on_postgres(postgres_url, tmp_path):  # noqa: F811
+    Project.connect(postgres_url, Path(".")).close()
+    _check_coco_ids(postgres_url, tmp_path)
 
 
 def test_a_writer_blocked_by_another_process_gets_one_clear_line(tmp_path, monkeypatch):
