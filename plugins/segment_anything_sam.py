@@ -3,8 +3,8 @@
 `encode` runs SamPredictor.set_image once (the expensive image encoder) and returns the features with the
 two sizes `predict` needs, as numpy, so Studio can cache them in memory and on disk; `predict` puts them
 back into the predictor and runs SamPredictor.predict (prompt encoder + mask decoder only).
-Checkpoints are the official ones, downloaded and checked by Studio's weights manager, loaded with
-`weights_only=True` (a state dict; no code can run from the file).
+Checkpoints are the official ones, downloaded and checked by Studio's weights manager, loaded by
+`studio.models.checkpoints.load_checkpoint` as plain state dicts (no code can run from the file).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def load(*, variant: str, weights: str | None = None, device: str | None = None)
     """Build the `variant` architecture and load its checkpoint (official name, or a local file)."""
     from segment_anything import sam_model_registry
 
-    from studio.models.weights import WeightsError, load_checkpoint, resolve_weights
+    from studio.models.checkpoints import load_checkpoint
+    from studio.models.weights import WeightsError, resolve_weights
 
     path = resolve_weights(SPECS_BY_VARIANT[variant], weights)
     state = load_checkpoint(path)

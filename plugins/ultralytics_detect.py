@@ -15,26 +15,27 @@ missing text model is an error, never a silent fall back to the model's built-in
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
+from studio.models.checkpoints import AllowList, handed_over, load_checkpoint
 from studio.models.device import use_half
 from studio.models.offline import ONLINE_ENV, configure_ultralytics
 from studio.models.protocols import Detection, PluginSpec, WeightsFile, check_classes
-from studio.models.weights import WeightsError, check_checkpoint_globals, resolve_weights
+from studio.models.weights import WeightsError, resolve_weights
 
 if TYPE_CHECKING:
     import torch
 
 RELEASES = "https://github.com/ultralytics/assets/releases/download/v8.3.0/"
-CHECKPOINT_GLOBALS = ("ultralytics.", "torch.", "collections.", "numpy.", "_codecs.", "builtins.set", "builtins.slice",
-                      "types.SimpleNamespace", "pathlib.", "datetime.", "argparse.Namespace", "copyreg._reconstructor",
-                      "builtins.object", "builtins.dict", "builtins.list", "builtins.tuple", "builtins.getattr")
-"""What a YOLO checkpoint's pickle may name: the model's own classes and plain containers."""
+MODEL_MODULES = ("torch.nn.modules", "ultralytics.nn.modules", "ultralytics.nn.tasks")
+"""Packages whose nn.Module classes a checkpoint may name (each class by its exact name, never a prefix)."""
 
 TextEncoder = Callable[[Sequence[str]], "torch.Tensor"]
 """Class names -> (N, D) L2-normalised text embeddings on any device."""
@@ -176,6 +177,88 @@ class UltralyticsDetector:
         return converted
 
 
+@functools.cache
+def checkpoint_allow_list() -> AllowList:
+    """The exact globals an ultralytics checkpoint may name.
+
+    Measured with pickletools on checkpoints saved here (YOLO11n detect and seg, trained and untrained,
+    RT-DETR-l): they name only nn.Module classes of `MODEL_MODULES` (21, 23 and 31 of them). Every
+    nn.Module class *defined* in those modules is listed by its exact name, so pose, OBB, classify, YOLOE
+    and YOLO-World models load too; the classes are rebuilt without running their constructors. The
+    functions are what older official releases also name, as ultralytics' own restricted loader lists
+    them: numpy scalars and dtypes, the settings namespace, paths, and `getattr` for a module's forward.
+    """
+    import enum
+    import importlib
+    import pathlib
+    import pickle
+    import pkgutil
+
+    import numpy as np
+    import torch
+
+    _ultralytics()
+    from ultralytics.utils import IterableSimpleNamespace
+
+    classes: dict[str, type] = {}
+    for package_name in MODEL_MODULES:
+        package = importlib.import_module(package_name)
+        modules = [package] + [
+            importlib.import_module(f"{package_name}.{info.name}")
+            for info in pkgutil.iter_modules(getattr(package, "__path__", []))
+        ]
+        for module in modules:
+            for value in vars(module).values():
+                if isinstance(value, type) and issubclass(value, torch.nn.Module) and value.__module__ == module.__name__:
+                    classes[f"{value.__module__}.{value.__qualname__}"] = value
+    classes["ultralytics.utils.IterableSimpleNamespace"] = IterableSimpleNamespace
+
+    def module_method(obj: Any, name: str) -> Any:
+        """`getattr` as checkpoints use it (a module's forward, an enum member), nothing else."""
+        if isinstance(obj, torch.nn.Module) and name in {"forward", "forward_fuse"}:
+            return getattr(type(obj), name).__get__(obj)
+        if isinstance(obj, type) and issubclass(obj, enum.Enum) and not name.startswith("_"):
+            return getattr(obj, name)
+        raise pickle.UnpicklingError(f"getattr({type(obj).__name__}, {name!r}) is not allowed in a checkpoint")
+
+    scalar = np.float64(0).__reduce__()[0]
+    functions: dict[str, Callable[..., Any]] = {
+        "numpy.dtype": np.dtype,
+        "numpy.core.multiarray.scalar": scalar,
+        "numpy._core.multiarray.scalar": scalar,
+        "pathlib.PosixPath": pathlib.PurePosixPath,
+        "pathlib.WindowsPath": pathlib.PureWindowsPath,
+        "builtins.getattr": module_method,
+    }
+    return AllowList(classes=classes, functions=functions)
+
+
+def load_ultralytics_checkpoint(model_class: Any, path: Path) -> Any:
+    """An ultralytics model object (YOLO, RTDETR, ...) for the checkpoint at `path`, opened safely.
+
+    ultralytics unpickles .pt files in full; here the file is loaded by Studio's restricted loader and the
+    result handed to ultralytics in place of its own `torch_safe_load`. ultralytics is given a name that is
+    no file, so even a version that bypassed the hand-over could not read the file itself.
+    """
+    import torch
+
+    checkpoint = load_checkpoint(path, checkpoint_allow_list())
+    model = checkpoint.get("ema") or checkpoint.get("model") if isinstance(checkpoint, dict) else None
+    if not isinstance(model, torch.nn.Module):
+        raise WeightsError(f"{path} is not an ultralytics checkpoint (no model in it)")
+    from ultralytics.nn import tasks
+
+    stand_in = f"{path}.loaded-by-studio.pt"
+
+    def hand_over(weight: Any, *args: Any, **kwargs: Any) -> tuple[dict[str, Any], str]:
+        if str(weight) != stand_in:
+            raise WeightsError(f"ultralytics tried to open {weight} itself; Studio refuses unchecked checkpoints")
+        return checkpoint, str(path)
+
+    with handed_over(tasks, "torch_safe_load", hand_over):
+        return model_class(stand_in)
+
+
 def _is_world(model: Any) -> bool:
     return type(model).__name__ == "YOLOWorld"
 
@@ -190,16 +273,16 @@ def _loader(model_class: str, plugin_id: str, *, open_vocabulary: bool) -> Calla
     ) -> UltralyticsDetector:
         spec = next(s for s in SPECS if s.id == plugin_id)
         source = weights or spec.weights[0].name
-        if source.endswith((".yaml", ".yml")):
-            location = source  # a model config: ultralytics' bundled ones by name, or a local file
-        else:
-            path = resolve_weights(spec, source)
-            if path.suffix == ".pt":
-                check_checkpoint_globals(path, allowed_prefixes=CHECKPOINT_GLOBALS)
-            location = str(path)
         cls = getattr(_ultralytics(), model_class)
         try:
-            model = cls(location)
+            if source.lower().endswith((".yaml", ".yml")):
+                model = cls(source)  # a model config: ultralytics' bundled ones by name, or a local file
+            else:
+                path = resolve_weights(spec, source)
+                # ONNX holds no Python objects; anything else (.pt in any case, .pth, ...) is a pickle
+                model = cls(str(path)) if path.suffix.lower() == ".onnx" else load_ultralytics_checkpoint(cls, path)
+        except StudioError:
+            raise
         except Exception as exc:  # ultralytics raises many types for a bad file or config name
             raise WeightsError(f"{source} cannot be loaded as a {spec.title} model ({type(exc).__name__}: {exc})") from exc
         return UltralyticsDetector(

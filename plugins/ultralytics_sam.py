@@ -5,8 +5,8 @@ files or any local file with the same architecture. `encode` runs the predictor'
 and returns its features as numpy (cacheable); `predict` hands them to `Predictor.inference_features`,
 which runs only the prompt encoder and mask decoder.
 
-ultralytics unpickles checkpoints with `weights_only=False`, so the file is vetted first with
-`check_checkpoint_globals` (tensors and containers only, unless the user opted in to trust it).
+ultralytics unpickles checkpoints in full, so Studio loads the state dict with its restricted loader
+(`studio.models.checkpoints`) and hands it to ultralytics' builder in place of the builder's own loading.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from studio.core.shapes import Box
 from studio.models.protocols import MaskCandidate, PluginSpec, WeightsFile
 
 _URL = "https://github.com/ultralytics/assets/releases/download/v8.4.0/"
-_PLAIN_CHECKPOINT_GLOBALS = ("torch.", "collections.", "builtins.", "_codecs.", "numpy.")
 INPUT_SIZE = 1024
 
 
@@ -99,21 +98,32 @@ def load(
     *, official: str, weights: str | None = None, device: str | None = None, input_size: int = INPUT_SIZE
 ) -> UltralyticsSamSegmenter:
     """Build the architecture of `official` (e.g. "sam2.1_t.pt") and load the checkpoint into it."""
+    from studio.models.checkpoints import handed_over, load_checkpoint
     from studio.models.offline import configure_ultralytics
+    from studio.models.weights import WeightsError, resolve_weights
 
     configure_ultralytics()  # before ultralytics' first import: no settings file in ~/.config, no online checks
-    from ultralytics.models.sam.build import sam_model_map
-
-    from studio.models.weights import WeightsError, check_checkpoint_globals, resolve_weights
 
     spec = next(s for s in SPECS if s.weights[0].name == official)
     path = resolve_weights(spec, weights)
-    check_checkpoint_globals(path, allowed_prefixes=_PLAIN_CHECKPOINT_GLOBALS)
     if official.startswith("sam2.1") and "sam2.1" not in path.name:
         # ultralytics tells SAM 2.1 from SAM 2 by the file name only; a renamed file would load as SAM 2
         raise WeightsError(f"{path.name}: SAM 2.1 checkpoints must keep 'sam2.1' in their file name")
+    state = load_checkpoint(path)
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):  # as ultralytics' builder unwraps it
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"{path} is not a {spec.title} checkpoint (expected a state dict)")
+    from ultralytics.models.sam import build
+
+    def hand_over(model: Any, _checkpoint: Any) -> Any:
+        model.load_state_dict(state)
+        return model
+
     try:
-        model = sam_model_map[official](str(path))
+        # the builder reads "sam2.1" from the name it is given; the name is no file, so it cannot open one
+        with handed_over(build, "_load_checkpoint", hand_over):
+            model = build.sam_model_map[official](f"{path}.loaded-by-studio")
     except (RuntimeError, KeyError, EOFError, ValueError) as exc:  # wrong architecture or a damaged file
         raise WeightsError(f"{path} does not fit {spec.title} ({' '.join(str(exc).split())[:300]})") from exc
     return UltralyticsSamSegmenter(

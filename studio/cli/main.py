@@ -70,6 +70,26 @@ def _warning_line(message: Warning | str, category: type[Warning], *_args: objec
     or more lines, with a source excerpt, that Python prints."""
     print(f"studio: warning: {one_line(str(message), 300)}", file=sys.stderr)
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: handled like Ctrl+C, so a job stops between batches and records where it got."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_terminated(signum: int, _frame: object) -> None:
+    raise Terminated(signum)
+
+
+def _stop_like_ctrl_c_on_termination() -> None:
+    """`kill`, a closed terminal or a service manager stopping Studio: the same clean stop as Ctrl+C."""
+    import signal
+
+    for name in ("SIGTERM", "SIGHUP"):  # SIGHUP does not exist on Windows
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _raise_terminated)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
@@ -82,6 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.handler = cmd_start
     from studio.core.errors import StudioError
 
+    if getattr(args.handler, "__module__", "") != "studio.cli.gui_commands":  # Qt has its own event loop
+        _stop_like_ctrl_c_on_termination()
     try:
         status = int(args.handler(args) or 0)
         sys.stdout.flush()  # a closed pipe surfaces here rather than at interpreter exit
@@ -92,6 +114,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 141  # 128 + SIGPIPE, what a shell reports for a process killed by a closed pipe
     except StudioError as exc:
         return fail(str(exc))
+    except Terminated as exc:
+        import signal
+
+        return fail(f"interrupted ({signal.Signals(exc.signum).name})", 128 + exc.signum)
     except KeyboardInterrupt:
         return fail("interrupted", 130)
     except Exception as exc:  # a bug: one line for the user, the traceback on request

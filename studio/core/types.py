@@ -17,7 +17,8 @@ from studio.core.shapes import BBox, Shape
 MediaKind = Literal["image", "video"]
 MediaStatus = Literal["ok", "missing", "changed"]
 ReviewState = Literal["todo", "in_progress", "done", "rejected"]
-RunStatus = Literal["running", "complete", "cancelled", "failed"]
+RunStatus = Literal["running", "complete", "cancelled", "failed", "interrupted"]
+"""interrupted: the process running it ended without finishing it (killed, crashed, machine restarted)."""
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"})

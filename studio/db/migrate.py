@@ -9,7 +9,7 @@ from sqlalchemy import Engine, inspect, text
 from studio.core.errors import ProjectError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-SCHEMA_HEAD = "0003"
+SCHEMA_HEAD = "0004"
 """The newest revision in migrations/versions; a test checks they agree. Lets an up-to-date project
 open without importing Alembic (it costs ~0.1 s)."""
 
@@ -27,6 +27,16 @@ def alembic_config():  # noqa: ANN201 - alembic is imported lazily, see SCHEMA_H
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     return config
+
+
+def require_current(engine: Engine) -> None:
+    """For a read-only open: the schema must already be this Studio's (nothing may be migrated)."""
+    current = current_revision(engine)
+    if current != SCHEMA_HEAD:
+        raise ProjectError(
+            f"this project (schema {current}) must be upgraded to schema {SCHEMA_HEAD} before this Studio can use "
+            "it, and it is read-only; open it once from a writable copy"
+        )
 
 
 def upgrade(engine: Engine) -> None:

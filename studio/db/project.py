@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeAlias, TypeVar
 
 from sqlalchemy import Engine, ScalarResult, Select, Update, bindparam, delete, exists, func, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from studio.core.errors import NotFoundError, ProjectError, StudioError
@@ -38,7 +39,7 @@ from studio.core.types import (
     check_label_name,
     default_color,
 )
-from studio.db import migrate
+from studio.db import migrate, project_file
 from studio.db.engine import make_engine
 from studio.db.schema import AnnotationRow, FileIdRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
 
@@ -156,6 +157,15 @@ def _update_statement(changed_indexed: tuple[str, ...]) -> Update:
 RowT = TypeVar("RowT", MediaRow, LabelRow, RunRow, AnnotationRow)
 
 
+def _insert_ignoring_conflicts(session: Session, model: type[LabelRow] | type[SettingRow]) -> Any:
+    """INSERT that does nothing when a unique key exists already (SQLite and PostgreSQL spell it alike)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    return dialect_insert(model).on_conflict_do_nothing()
+
+
 def _get_row(session: Session, model: type[RowT], row_id: int) -> RowT:
     row = session.get(model, row_id)
     if row is None:
@@ -173,11 +183,60 @@ def _integrity_errors_explained() -> Iterator[None]:
         raise StudioError(f"annotation refers to a missing media, label or run, or reuses an id ({exc.orig})") from exc
 
 
+BUSY_MESSAGE = "project is busy (another Studio process is writing); try again"
+
+
+@contextmanager
+def _database_errors_explained(project: Project) -> Iterator[None]:
+    """A write to a read-only project, or one that waited too long for another writer, becomes one line."""
+    try:
+        yield
+    except OperationalError as exc:
+        text = str(exc.orig).lower()
+        if "readonly" in text or "read-only" in text or "read only" in text:
+            raise ProjectError(
+                f"{project.root} is open read-only (its file or folder cannot be written); changes cannot be saved"
+            ) from None
+        if "locked" in text or "busy" in text:
+            raise ProjectError(BUSY_MESSAGE) from None
+        raise
+
+
+def _this_process() -> tuple[int, str, float | None]:
+    """(pid, host name, start time): what tells this process from a later one that reuses its pid."""
+    import socket
+
+    import psutil
+
+    try:
+        started: float | None = psutil.Process().create_time()
+    except psutil.Error:
+        started = None
+    return os.getpid(), socket.gethostname(), started
+
+
+def _process_is_running(pid: int, started: float | None) -> bool:
+    """Whether the process `pid` of this host that started at `started` still exists (and is no zombie)."""
+    import psutil
+
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        return started is None or abs(process.create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
+        return False
+    except psutil.Error:  # it exists but we may not look at it
+        return True
+
+
 class Project:
     """A labelling project: a directory holding studio.db (or any SQLAlchemy URL plus a media root)."""
 
-    def __init__(self, engine: Engine, root: Path) -> None:
+    def __init__(self, engine: Engine, root: Path, *, read_only: bool = False) -> None:
         self.engine = engine
+        self.read_only = read_only
+        """Opened without the right to write (read-only file or medium): reads work, writes raise ProjectError."""
         self.root = root.resolve()
         self._root_prefix = os.path.join(str(self.root), "")  # "/path/to/project/": media inside start with it
         self._sessions = sessionmaker(engine, expire_on_commit=False)
@@ -195,21 +254,37 @@ class Project:
             raise ProjectError(f"{root} exists and is not a directory")
         try:
             root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ProjectError(f"cannot create project directory {root}: {exc.strerror}") from exc
+            project_file.mark(root / DB_NAME)
+        except (OSError, sqlite3.Error) as exc:
+            raise ProjectError(f"cannot create a project in {root}: {getattr(exc, 'strerror', None) or exc}") from exc
         return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root)
 
     @classmethod
-    def open(cls, root: Path | str, *, create: bool = False) -> Project:
-        """Open an existing project directory (or its studio.db file); `create=True` makes it if absent."""
+    def open(cls, root: Path | str, *, create: bool = False, read_only: bool | None = None) -> Project:
+        """Open an existing project directory (or its studio.db file); `create=True` makes it if absent.
+
+        A file that is not a Studio project (another program's database, an empty file) is refused and left
+        untouched. `read_only` defaults to whether the file and its folder can be written.
+        """
         root = Path(root)
         if root.name == DB_NAME and root.is_file():
             root = root.parent
-        if not (root / DB_NAME).is_file():
+        db = root / DB_NAME
+        if not db.is_file():
             if create:
                 return cls.create(root)
             raise ProjectError(f"{root} is not a Studio project (no {DB_NAME}); create it with `studio new {root}`")
-        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root)
+        unmarked = project_file.check(db)
+        if read_only is None:
+            read_only = not project_file.writable(db)
+        if read_only:
+            return cls._connect(project_file.read_only_url(db), root, read_only=True)
+        project = cls._connect(f"sqlite:///{db.resolve()}", root)
+        if unmarked:  # made before Studio marked its files: mark it now
+            with project.engine.begin() as conn:
+                for statement in project_file.STAMP_STATEMENTS:
+                    conn.exec_driver_sql(statement)
+        return project
 
     @classmethod
     def connect(cls, url: str, root: Path | str) -> Project:
@@ -220,18 +295,26 @@ class Project:
         return cls._connect(url, Path(root))
 
     @classmethod
-    def _connect(cls, url: str, root: Path) -> Project:
-        engine = make_engine(url)
+    def _connect(cls, url: str, root: Path, *, read_only: bool = False) -> Project:
+        engine = make_engine(url, read_only=read_only)
         try:
-            migrate.upgrade(engine)
+            if read_only:
+                migrate.require_current(engine)
+            else:
+                migrate.upgrade(engine)
+            project = cls(engine, root, read_only=read_only)
+            if not read_only:
+                project.mark_interrupted_runs()
         except SQLAlchemyError as exc:  # unreachable server, not a database file, a broken schema, ...
             engine.dispose()
             reason = getattr(exc, "orig", None) or exc
+            if "locked" in str(reason).lower():
+                raise ProjectError(BUSY_MESSAGE) from None
             raise ProjectError(f"cannot open the project database {engine.url!r}: {reason}") from exc
         except BaseException:
             engine.dispose()
             raise
-        return cls(engine, root)
+        return project
 
     def close(self) -> None:
         self.engine.dispose()
@@ -251,7 +334,7 @@ class Project:
         if active is not None:
             yield active
             return
-        with self._sessions() as session, session.begin():
+        with _database_errors_explained(self), self._sessions() as session, session.begin():
             yield session
 
     @contextmanager
@@ -260,7 +343,7 @@ class Project:
         if getattr(self._local, "session", None) is not None:
             yield  # nested: the outer transaction decides
             return
-        with self._sessions() as session, session.begin():
+        with _database_errors_explained(self), self._sessions() as session, session.begin():
             self._local.session = session
             try:
                 yield
@@ -426,9 +509,11 @@ class Project:
             if row is None:
                 count = s.scalar(select(func.count(LabelRow.id))) or 0
                 label = Label(id=0, name=name, color=color or default_color(count))  # validates
-                row = LabelRow(name=label.name, color=label.color)
-                s.add(row)
-                s.flush()
+                # another process may create the same label at the same moment: insert unless it exists,
+                # then read whichever row won (the insert took the write lock, so the read sees it)
+                s.execute(_insert_ignoring_conflicts(s, LabelRow).values(name=label.name, color=label.color))
+                row = s.scalar(select(LabelRow).where(LabelRow.name == name).execution_options(populate_existing=True))
+                assert row is not None
             return _label(row)
 
     def set_label_keypoints(self, label_id: int, keypoints: KeypointSchema | None) -> Label:
@@ -644,7 +729,9 @@ class Project:
                 name = f"{plugin}-{n}"
             elif s.scalar(select(RunRow.id).where(RunRow.name == name)) is not None:
                 raise StudioError(f"a run named {name!r} exists already; choose another name")
-            row = RunRow(name=name, plugin=plugin, weights=weights, params=params or {}, device=device)
+            pid, host, started = _this_process()
+            row = RunRow(name=name, plugin=plugin, weights=weights, params=params or {}, device=device, pid=pid,
+                         host=host, process_started=started)
             s.add(row)
             s.flush()
             return _run(row)
@@ -657,6 +744,28 @@ class Project:
             if stats is not None:
                 row.stats = {**(row.stats or {}), **stats}
             return _run(row)
+
+    def mark_interrupted_runs(self) -> list[int]:
+        """Mark "interrupted" the runs of this host still "running" whose process is gone; returns their ids.
+
+        Runs of other hosts are left as they are (their processes cannot be seen from here), and so are
+        runs recorded before the process was (no pid).
+        """
+        import socket
+
+        host = socket.gethostname()
+        with self._session() as s:
+            running = s.execute(
+                select(RunRow.id, RunRow.pid, RunRow.process_started)
+                .where(RunRow.status == "running", RunRow.host == host, RunRow.pid.is_not(None))
+            ).all()
+            gone = [run_id for run_id, pid, started in running if not _process_is_running(pid, started)]
+            if gone:
+                s.execute(
+                    update(RunRow).where(RunRow.id.in_(gone), RunRow.status == "running")
+                    .values(status="interrupted", finished_at=datetime.now(UTC))
+                )
+        return gone
 
     def runs(self) -> list[ModelRun]:
         with self._session() as s:
@@ -738,8 +847,6 @@ class Project:
                     row.media_id, row.frame, row.label_id = f.media_id, f.frame, f.label_id
             if new:  # a Core executemany: the ORM's bulk insert costs 10x as much per row
                 s.execute(insert(FileIdRow.__table__), list(new.values()))
-
-    # ---- summary -----------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
         """What `studio info --json` prints: media, annotations (human), labels, runs, predictions."""

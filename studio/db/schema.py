@@ -103,6 +103,10 @@ class RunRow(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     stats: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # the process running it, so a run whose process is gone can be told from one still going
+    pid: Mapped[int | None] = mapped_column(Integer)
+    host: Mapped[str | None] = mapped_column(String(256))
+    process_started: Mapped[float | None] = mapped_column(Float)
 
 
 class AnnotationRow(Base):

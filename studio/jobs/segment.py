@@ -115,7 +115,7 @@ def segment_all_boxes(
             done += len(anns)
             if progress is not None:
                 progress(done, len(boxes))
-    except CancelledError:
+    except (CancelledError, KeyboardInterrupt):  # Cancel, Ctrl+C, SIGTERM/SIGHUP in the CLI
         project.finish_run(run.id, "cancelled", {"boxes": done, "masks": stored})
         raise
     except BaseException:

@@ -3,9 +3,8 @@
 Files live in the user data dir (platformdirs; `STUDIO_DATA_DIR` overrides it, tests use that). A download
 streams into `<name>.part` with HTTP Range resume, is checked against its sha256 and only then renamed
 into place, so a half-written or corrupt file is never mistaken for a good one. `STUDIO_OFFLINE=1` forbids
-downloads altogether. Checkpoints are pickles, and a pickle can run code: `load_checkpoint` uses torch's
-`weights_only=True`, and `check_checkpoint_globals` vets a full-model pickle (ultralytics .pt) before its
-library unpickles it. `STUDIO_TRUST_PICKLES=1` is the documented opt-in for checkpoints a user trusts.
+downloads altogether. Checkpoints are pickles, and a pickle can run code: they are opened by
+`studio.models.checkpoints.load_checkpoint`, never by a full unpickler (`STUDIO_TRUST_PICKLES=1` opts out).
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ import hashlib
 import os
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from studio.core.errors import StudioError
 from studio.models.protocols import PluginSpec, WeightsFile
@@ -46,7 +44,7 @@ def weights_dir() -> Path:
     return base / "weights"
 
 
-def _is_truthy(name: str) -> bool:
+def is_truthy(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -89,7 +87,7 @@ def download(
     """Fetch `weights.url` into `target`: resume a previous `.part`, check sha256, rename atomically."""
     if weights.url is None:
         raise WeightsError(f"{weights.name} has no download address; {_local_hint(spec)}")
-    if _is_truthy(OFFLINE_ENV):
+    if is_truthy(OFFLINE_ENV):
         raise WeightsError(f"{weights.name} is not downloaded and {OFFLINE_ENV} is set; {_local_hint(spec)}")
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + ".part")
@@ -132,49 +130,3 @@ def sha256_of(path: Path) -> str:
         while chunk := f.read(CHUNK_BYTES):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def load_checkpoint(path: Path | str) -> Any:
-    """`torch.load` a state-dict checkpoint on the CPU with `weights_only=True` (no code runs while loading)."""
-    import pickle
-
-    import torch
-
-    trusted = _is_truthy(TRUST_ENV)
-    try:
-        return torch.load(str(path), map_location="cpu", weights_only=not trusted)
-    except FileNotFoundError as exc:
-        raise WeightsError(f"weights file {path} not found") from exc
-    except pickle.UnpicklingError as exc:
-        check_checkpoint_globals(path, allowed_prefixes=())  # names the foreign objects, or says "not valid"
-        raise WeightsError(f"{path} is not a valid PyTorch checkpoint ({exc})") from exc
-    except (RuntimeError, EOFError, ValueError, OSError) as exc:
-        raise WeightsError(f"{path} is not a valid PyTorch checkpoint ({exc})") from exc
-
-
-def check_checkpoint_globals(path: Path | str, *, allowed_prefixes: Iterable[str]) -> None:
-    """Refuse a full-model pickle that names classes or functions outside `allowed_prefixes`.
-
-    Libraries such as ultralytics unpickle whole models (weights_only=False), which would run anything the
-    file names. Listing the globals first (without unpickling) lets Studio refuse e.g. `os.system` while
-    accepting the model's own torch / ultralytics classes. Skipped when the user opted in with TRUST_ENV.
-    """
-    import torch
-
-    source = Path(path)
-    if not source.is_file():
-        raise WeightsError(f"weights file {path} not found")
-    if _is_truthy(TRUST_ENV):
-        return
-    try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(source))
-    except Exception as exc:  # torch raises many types (zip, pickle, EOF) for a damaged file
-        raise WeightsError(f"{path} is not a valid PyTorch checkpoint ({type(exc).__name__}: {exc})") from exc
-    prefixes = tuple(allowed_prefixes)
-    unexpected = sorted(name for name in names if not name.startswith(prefixes))
-    if unexpected:
-        shown = ", ".join(unexpected[:5])
-        raise WeightsError(
-            f"{path} holds Python objects beyond plain tensors ({shown}) that could run code; refusing to load it. "
-            f"If you trust its source, set {TRUST_ENV}=1"
-        )

@@ -100,13 +100,14 @@ def test_0003_keeps_annotations_and_moves_remembered_coco_ids(tmp_path: Path) ->
         assert project.get_setting("ids.coco") is None
 
 
-def test_an_empty_database_file_is_upgraded_on_open(tmp_path: Path) -> None:
+def test_an_empty_database_file_is_refused_not_made_a_new_project(tmp_path: Path) -> None:
+    """A 0-byte studio.db is a truncated project far more often than a new one: it stays as it is."""
     root = tmp_path / "empty"
     root.mkdir()
     (root / "studio.db").touch()
-    with Project.open(root) as project:
-        assert migrate.current_revision(project.engine) == migrate.SCHEMA_HEAD
-        assert project.counts()["media"] == 0
+    with pytest.raises(ProjectError, match=r"is empty \(0 bytes\), not a Studio project"):
+        Project.open(root)
+    assert (root / "studio.db").stat().st_size == 0 and sorted(p.name for p in root.iterdir()) == ["studio.db"]
 
 
 def test_tables_without_a_version_are_refused_clearly(tmp_path: Path) -> None:
@@ -117,7 +118,7 @@ def test_tables_without_a_version_are_refused_clearly(tmp_path: Path) -> None:
         raw.execute("CREATE TABLE labels (id INTEGER PRIMARY KEY, title TEXT)")
         raw.execute("INSERT INTO labels (title) VALUES ('keep me')")
     raw.close()
-    with pytest.raises(ProjectError, match="cannot open the project database"):
+    with pytest.raises(ProjectError, match="another program .*left untouched"):
         Project.open(root)
     with sqlite3.connect(root / "studio.db") as raw:
         assert raw.execute("SELECT title FROM labels").fetchall() == [("keep me",)]

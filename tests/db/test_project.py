@@ -55,7 +55,7 @@ def test_a_corrupt_database_file_is_a_clear_project_error(tmp_path: Path) -> Non
     root = tmp_path / "broken"
     root.mkdir()
     (root / "studio.db").write_bytes(b"this is not a database at all" * 100)
-    with pytest.raises(ProjectError, match="cannot open the project database"):
+    with pytest.raises(ProjectError, match="not a Studio project .not an SQLite database"):
         Project.open(root)
     assert (root / "studio.db").read_bytes() == b"this is not a database at all" * 100
 

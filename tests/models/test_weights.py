@@ -118,29 +118,3 @@ def test_local_file_is_used_as_is_and_unknown_names_list_the_known_ones(tmp_path
         resolve_weights(spec, "other.pt")
     with pytest.raises(WeightsError, match="not found"):
         resolve_weights(spec, str(tmp_path / "missing.pt"))
-
-
-def test_checkpoints_load_safely(tmp_path, monkeypatch):
-    import torch
-
-    good = tmp_path / "good.pt"
-    torch.save({"w": torch.ones(2)}, good)
-    assert wm.load_checkpoint(good)["w"].sum().item() == 2
-
-    garbage = tmp_path / "garbage.pt"
-    garbage.write_bytes(b"\x00not a checkpoint" * 10)
-    with pytest.raises(WeightsError, match="not a valid PyTorch checkpoint"):
-        wm.load_checkpoint(garbage)
-
-    class Payload:
-        def __reduce__(self):
-            return (print, ("pwned",))
-
-    evil = tmp_path / "evil.pt"
-    torch.save({"x": Payload()}, evil)
-    with pytest.raises(WeightsError, match=wm.TRUST_ENV):
-        wm.load_checkpoint(evil)
-    with pytest.raises(WeightsError, match=r"builtins\.print"):
-        wm.check_checkpoint_globals(evil, allowed_prefixes=("torch.",))
-    monkeypatch.setenv(wm.TRUST_ENV, "1")
-    wm.check_checkpoint_globals(evil, allowed_prefixes=("torch.",))  # the user's explicit opt-in

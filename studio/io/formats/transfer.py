@@ -515,6 +515,7 @@ def export_dataset(
     key = file_key(files[0])
     images = [FileId(format_name, key, "image", image.source_id, image.media_id, image.frame or 0)  # type: ignore[arg-type]
               for image in dataset.images] if numbered else []
-    project.remember_file_ids(images + [FileId(format_name, key, "category", number, label_id=label_of[name])
-                                        for name, number in dataset.label_ids.items()])
+    if not project.read_only:  # a read-only project exports without remembering the numbers
+        project.remember_file_ids(images + [FileId(format_name, key, "category", number, label_id=label_of[name])
+                                            for name, number in dataset.label_ids.items()])
     return ExportReport(len(dataset.images), sum(len(i.annotations) for i in dataset.images), files)
