@@ -55,7 +55,7 @@ def cmd_start(_args: argparse.Namespace) -> int:
     from studio.db import Project
     from studio.demo import create_demo
 
-    settings = importlib.import_module("studio.ui.app_settings")  # Qt-free, but in the GUI package
+    settings = importlib.import_module("studio.session.app_settings")  # Qt-free, but in the GUI package
     last = settings.last_project()
     project = Project.open(last) if last is not None else create_demo()
     return _run_gui(project, None)

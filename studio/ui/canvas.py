@@ -3,7 +3,7 @@ drawing/editing tools.
 
 The canvas never touches the project. It announces intent through signals (`shape_drawn`,
 `shape_edited`, `selection_changed`) and the main window turns them into undoable commands; the
-editing rules themselves live in the Qt-free `studio.ui.shape_edit`.
+editing rules themselves live in the Qt-free `studio.session.shape_edit`.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
 from studio.core.geometry import clip_to_image, decode_mask, encode_mask
 from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.core.types import Annotation
-from studio.ui import shape_edit
+from studio.session import shape_edit
 
 Tool = Literal["select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment"]
 TOOLS: tuple[Tool, ...] = (

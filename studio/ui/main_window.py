@@ -47,7 +47,8 @@ from studio.core.shapes import Mask, Shape
 from studio.core.types import Annotation, Label, Media
 from studio.db.project import Project
 from studio.io.media import read_media
-from studio.ui import app_settings, theme
+from studio.session import app_settings
+from studio.ui import theme
 from studio.ui.canvas import TOOLS, Canvas, Tool, rgb_array
 from studio.ui.commands import AddAnnotations, DeleteAnnotations, UpdateAnnotation
 from studio.ui.frame_reader import FrameReader

@@ -43,7 +43,7 @@ def test_gui_on_a_missing_project_fails_with_one_line(tmp_path, capsys):
 
 def test_studio_alone_opens_the_last_project_else_the_demo(tmp_path, monkeypatch):
     from studio.cli import gui_commands
-    from studio.ui import app_settings
+    from studio.session import app_settings
 
     opened: list = []
 
