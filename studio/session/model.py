@@ -21,7 +21,7 @@ from typing import Any, Literal
 from psygnal import evented
 
 from studio.core.errors import StudioError
-from studio.core.types import Annotation, Label, Media
+from studio.core.types import PALETTE, Annotation, Label, Media
 from studio.db.project import Project
 from studio.session.editing import PasteResult, paste_onto, visible_annotations
 
@@ -31,6 +31,8 @@ TOOLS: tuple[Tool, ...] = ("select", "box", "rotated_box", "polygon", "polyline"
 LAST_STATE_KEY = "ui.last"
 """Project setting: where the person was (media, frame, view) and the session's choices, restored on open."""
 RECENT_LABELS_KEY = "ui.recent_labels"
+RUN_COLORS_KEY = "run_colors"
+"""Project setting: {run id (as text): "#rrggbb"}, so a run keeps its colour across sessions."""
 RECENT_LIMIT = 9
 _REFRESHING_FIELDS = ("hidden_labels", "human_visible", "visible_runs", "run_thresholds")
 """Fields that change which annotations are shown: a change re-reads them."""
@@ -66,6 +68,8 @@ class Session:
     visible_runs: frozenset[int] = frozenset()
     run_thresholds: dict[int, float] = field(default_factory=dict)
     """Run id -> lowest score shown (absent: all of the run's predictions)."""
+    run_colors: dict[int, str] = field(default_factory=dict)
+    """Run id -> the colour its predictions are drawn in (every run of the project has one)."""
     tool: Tool = "select"
     last_drawing_tool: Tool = "box"
     brush_size: int = 8
@@ -86,7 +90,6 @@ class Session:
     def open(self, project: Project) -> None:
         """Start on `project`: its labels, recent labels and the choices saved by the last session."""
         saved = project.get_setting(LAST_STATE_KEY, {}) or {}
-        runs = {run.id for run in project.runs()}
         with self.events.paused(reducer=lambda a, b: b):  # one emission per field, once all are set
             self.media = None
             self.frame = 0
@@ -98,10 +101,9 @@ class Session:
             self.reload_labels()
             first = self.labels[0].id if self.labels else None
             self.current_label_id = self.recent_labels[0] if self.recent_labels else first
-            self.visible_runs = frozenset(i for i in saved.get("runs", []) if i in runs)
-            self.run_thresholds = {
-                int(k): float(v) for k, v in (saved.get("thresholds") or {}).items() if int(k) in runs
-            }
+            self.visible_runs = frozenset(i for i in saved.get("runs", []) if isinstance(i, int))
+            self.run_thresholds = {int(k): float(v) for k, v in (saved.get("thresholds") or {}).items()}
+            self.reload_runs()
             self.human_visible = bool(saved.get("human", True))
             self.brush_size = int(saved.get("brush", self.brush_size))
 
@@ -241,11 +243,19 @@ class Session:
             thresholds[run_id] = min_score
         self.run_thresholds = thresholds
 
-    def forget_missing_runs(self) -> None:
-        """After a run was deleted: stop showing it."""
-        runs = {run.id for run in self.require().runs()}
-        self.visible_runs = self.visible_runs & runs
-        self.run_thresholds = {k: v for k, v in self.run_thresholds.items() if k in runs}
+    def reload_runs(self) -> None:
+        """After a run was added or deleted: colours for every run; a deleted one is no longer shown."""
+        project = self.require()
+        stored = project.get_setting(RUN_COLORS_KEY, {}) or {}
+        runs = [run.id for run in project.runs()]
+        self.run_colors = {i: stored.get(str(i), PALETTE[(i * 3) % len(PALETTE)]) for i in runs}
+        self.visible_runs = self.visible_runs & set(runs)
+        self.run_thresholds = {k: v for k, v in self.run_thresholds.items() if k in self.run_colors}
+
+    def set_run_color(self, run_id: int, color: str) -> None:
+        project = self.require()
+        project.set_setting(RUN_COLORS_KEY, (project.get_setting(RUN_COLORS_KEY, {}) or {}) | {str(run_id): color})
+        self.run_colors = self.run_colors | {run_id: color}
 
     def _remember_drawing_tool(self, tool: Tool) -> None:
         if tool not in ("select", "eraser"):

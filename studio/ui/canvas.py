@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -42,11 +42,7 @@ from studio.core.geometry import clip_to_image, decode_mask, encode_mask
 from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.core.types import Annotation
 from studio.session import shape_edit
-
-Tool = Literal["select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment"]
-TOOLS: tuple[Tool, ...] = (
-    "select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment",
-)
+from studio.session.model import Tool
 
 
 class ClickTool(Protocol):

@@ -6,8 +6,8 @@ through the labels panel.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import QDialog, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from studio.core.types import Label
@@ -43,6 +43,20 @@ class LabelChooser(QDialog):
         self.list.itemActivated.connect(self._pick)
         self.list.itemClicked.connect(self._pick)
         self._fill("")
+
+    def place_near(self, point: QPoint) -> None:
+        """Open at `point` (the cursor), moved up or left as needed to stay wholly on its screen."""
+        screen = QGuiApplication.screenAt(point) or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        x = min(max(point.x(), area.left()), area.right() - self.width() + 1)
+        y = min(max(point.y(), area.top()), area.bottom() - self.height() + 1)
+        self.move(x, y)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Typing goes to the search box at once: a popup does not get the keyboard focus by itself."""
+        super().showEvent(event)
+        self.activateWindow()
+        self.search.setFocus(Qt.FocusReason.PopupFocusReason)
 
     def _fill(self, text: str) -> None:
         self.list.clear()

@@ -99,10 +99,13 @@ def test_model_panel_explains_an_impossible_scope(qtbot, project, media, detecto
 
 def test_runs_panel_visibility_threshold_colour_accept_and_undo(qtbot, project, media, detector):
     from studio.jobs.predict import run_detection
+    from studio.session import Session
     from studio.ui.runs_panel import RunsPanel
 
     run = run_detection(project, "fake", conf=0.0, device="cpu")
-    panel = RunsPanel(project)
+    session = Session()
+    session.open(project)
+    panel = RunsPanel(session)
     qtbot.addWidget(panel)
     assert panel.list.count() == 1 and panel.visible_runs() == []
     with qtbot.waitSignal(panel.visibility_changed):
