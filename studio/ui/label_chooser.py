@@ -31,6 +31,7 @@ class LabelChooser(QDialog):
         self.labels = ordered_labels(labels, recent)
         self.recent = set(recent)
         self.chosen_name: str | None = None
+        self._anchor: QPoint | None = None
         self.search = QLineEdit(placeholderText="Search or type a new label, Enter to pick")
         self.list = QListWidget()
         layout = QVBoxLayout(self)
@@ -46,15 +47,24 @@ class LabelChooser(QDialog):
 
     def place_near(self, point: QPoint) -> None:
         """Open at `point` (the cursor), moved up or left as needed to stay wholly on its screen."""
+        self._anchor = point
+        self._keep_on_screen()
+
+    def _keep_on_screen(self) -> None:
+        point = self._anchor
+        if point is None:
+            return
         screen = QGuiApplication.screenAt(point) or QGuiApplication.primaryScreen()
         area = screen.availableGeometry()
-        x = min(max(point.x(), area.left()), area.right() - self.width() + 1)
-        y = min(max(point.y(), area.top()), area.bottom() - self.height() + 1)
+        size = self.frameGeometry().size().expandedTo(self.size())
+        x = min(max(point.x(), area.left()), area.right() - size.width() + 1)
+        y = min(max(point.y(), area.top()), area.bottom() - size.height() + 1)
         self.move(x, y)
 
     def showEvent(self, event: QShowEvent) -> None:
         """Typing goes to the search box at once: a popup does not get the keyboard focus by itself."""
         super().showEvent(event)
+        self._keep_on_screen()  # the final size is known only now
         self.activateWindow()
         self.search.setFocus(Qt.FocusReason.PopupFocusReason)
 

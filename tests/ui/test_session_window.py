@@ -1,0 +1,94 @@
+"""Defects found in a labelling session, each shown through the window (the session model underneath)."""
+
+from __future__ import annotations
+
+from conftest import write_image
+from gui_helpers import drag, make_project, wait_shown
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication
+
+from studio.core.shapes import Box
+from studio.core.types import Annotation, Label
+from studio.db import Project
+from studio.io.media import add_paths
+from studio.ui.label_chooser import LabelChooser
+
+pytest_plugins = ("gui_helpers",)
+
+
+def test_label_chooser_opens_on_screen_near_the_bottom_edge_with_focus_in_its_search(qtbot):
+    chooser = LabelChooser([Label(1, "cat", "#111111")], [], None)
+    qtbot.addWidget(chooser)
+    area = QGuiApplication.primaryScreen().availableGeometry()
+    chooser.place_near(QPoint(area.right() - 5, area.bottom() - 5))  # Ctrl+L with the cursor at the corner
+    chooser.show()
+    qtbot.waitExposed(chooser)
+    assert area.contains(chooser.frameGeometry())
+    qtbot.waitUntil(chooser.search.hasFocus)
+    qtbot.keyClicks(QGuiApplication.focusObject(), "dog")  # typed text lands in the search box
+    assert chooser.search.text() == "dog"
+
+
+def test_shapes_pasted_onto_a_smaller_image_are_clipped_and_the_person_is_told(make_window, qtbot, tmp_path):
+    root = make_project(tmp_path / "p", images=1, size=(160, 120))
+    write_image(root / "media" / "zsmall.png", 40, 30)
+    with Project.open(root) as project:
+        add_paths(project, [root / "media" / "zsmall.png"])
+    window = make_window(root)
+    window.set_tool("box")
+    drag(window.canvas, (10, 10), (100, 80))
+    window.select_all()
+    window.copy_selection()
+    window.browser.select_next()
+    wait_shown(qtbot, window)
+    assert window.media.size == (30, 40)
+    window.paste()
+    with Project.open(root) as project:
+        [pasted] = project.annotations(window.media.id)
+    x1, y1, x2, y2 = pasted.shape.x1, pasted.shape.y1, pasted.shape.x2, pasted.shape.y2
+    assert (round(x1), round(y1), x2, y2) == (10, 10, 40, 30)  # inside the small image, not as on the big one
+    assert "clipped" in window.statusBar().currentMessage()
+
+
+def test_where_the_person_was_is_saved_as_it_changes_not_only_on_a_clean_close(make_window, qtbot, tmp_path):
+    root = make_project(tmp_path / "crash", images=3)
+    window = make_window(root)
+    run = window.project.create_run("test", name="r")
+    window.refresh_runs()
+    window.browser.select_next()
+    wait_shown(qtbot, window)
+    second = window.media.id
+    window.session.set_source_visible(run.id, True)
+    window.brush_size.setValue(23)
+    qtbot.wait(1200)  # past the debounce; then the process dies without closeEvent
+
+    with Project.open(root) as project:  # what a new process would read
+        again = make_window(root)
+        assert again.media.id == second
+        assert again.session.visible_runs == {run.id} and again.runs_panel.visible_runs() == [run.id]
+        assert again.brush_size.value() == 23 and again.canvas.brush_radius == 23
+        assert project.get_setting("ui.last")["media"] == second
+
+
+def test_accepted_predictions_stop_drawing_over_the_human_copies_and_accept_selected_needs_a_prediction(make_window):
+    window = make_window()
+    project = window.project
+    run = project.create_run("test", name="r")
+    label = window.session.labels[0]
+    project.add_annotation(
+        Annotation(media_id=window.media.id, label_id=label.id, shape=Box(5, 5, 40, 40), run_id=run.id, score=0.9)
+    )
+    window.refresh_runs()
+    window.session.set_source_visible(run.id, True)
+    panel = window.runs_panel
+    panel.list.setCurrentRow(0)
+    [prediction] = window.annotations
+    window.session.select([prediction.id])
+    assert panel.accept_one.isEnabled()
+    panel.accept_one.click()
+    [human] = window.annotations  # the prediction is no longer drawn over its accepted copy
+    assert human.run_id is None and human.shape == prediction.shape
+    window.session.select([human.id])
+    assert not panel.accept_one.isEnabled()  # a human shape is not something to accept
+    window.undo_stack.undo()
+    assert [a.run_id for a in window.annotations] == [run.id]
