@@ -18,7 +18,6 @@ the window's undoable AddAnnotations command so Ctrl+Z after Enter removes the a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +29,7 @@ from studio.core.geometry import encode_mask, mask_to_polygon
 from studio.core.shapes import Box
 from studio.core.types import Annotation, Media
 from studio.db.project import Project
+from studio.models.click_segmentation import Click, predict_prompts
 from studio.models.embedding_cache import EmbeddingCache
 from studio.models.protocols import MaskCandidate, Segmenter
 
@@ -37,13 +37,6 @@ DRAG_PIXELS = 4.0
 """A press and release farther apart than this is a box drag, not a click."""
 
 Output = Literal["mask", "polygon"]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolClick:
-    x: float
-    y: float
-    positive: bool
 
 
 class _Signals(QObject):
@@ -106,7 +99,7 @@ class SamTool(QObject):
         self._media: Media | None = None
         self._frame = 0
         self._image: np.ndarray | None = None
-        self._clicks: list[ToolClick] = []
+        self._clicks: list[Click] = []
         self._box: Box | None = None
         self._press: tuple[float, float, bool] | None = None
         self._candidates: list[MaskCandidate] = []
@@ -124,7 +117,7 @@ class SamTool(QObject):
     # ---- state the canvas reads --------------------------------------------------------------------
 
     @property
-    def clicks(self) -> list[ToolClick]:
+    def clicks(self) -> list[Click]:
         return list(self._clicks)
 
     @property
@@ -165,7 +158,7 @@ class SamTool(QObject):
     # ---- prompts -----------------------------------------------------------------------------------
 
     def add_click(self, x: float, y: float, *, positive: bool = True) -> None:
-        self._clicks.append(ToolClick(x, y, positive))
+        self._clicks.append(Click(x, y, positive))
         self._request()
 
     def set_box(self, x1: float, y1: float, x2: float, y2: float) -> None:
@@ -269,14 +262,7 @@ class SamTool(QObject):
                 return  # superseded while queued: skip the decoder entirely
             encoded = self._encoded
             embedding = encoded[1] if encoded and encoded[0] == image_generation else self._embedding(image)
-            candidates = self.segmenter.predict(
-                embedding,
-                points=np.array([(c.x, c.y) for c in clicks], dtype=np.float64) if clicks else None,
-                point_labels=np.array([int(c.positive) for c in clicks]) if clicks else None,
-                box=box,
-                multimask=len(clicks) <= 1,  # one click is ambiguous; more clicks refine one mask
-            )
-            self._signals.predicted.emit(generation, sorted(candidates, key=lambda c: c.score, reverse=True))
+            self._signals.predicted.emit(generation, predict_prompts(self.segmenter, embedding, clicks, box))
 
         self.pool.start(_Task(work, lambda message: self._signals.failed.emit(generation, message)))
 
