@@ -549,14 +549,11 @@ class MainWindow(QMainWindow):
             return
         if self._segmenter_loading:
             return
-        from studio.models.registry import get_plugin, load_model
+        from studio.models.registry import load_model
 
         plugin_id = str(self._require().get_setting(SEGMENTER_KEY, DEFAULT_SEGMENTER))
 
         def load(_progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> Any:
-            spec = get_plugin(plugin_id)
-            if spec.devices == ("cpu",) and not spec.needs_weights:
-                return spec.load(weights=None, device="cpu")  # load_model's device check imports torch: seconds
             return load_model(plugin_id)
 
         self._segmenter_loading = True
@@ -570,7 +567,7 @@ class MainWindow(QMainWindow):
         current = str(self._require().get_setting(SEGMENTER_KEY, DEFAULT_SEGMENTER)) if self.project else None
         self.segmenter_menu.clear()
         for spec in all_plugins("segment"):
-            ready = not spec.needs_weights or any(w["downloaded"] for w in weights_status(spec)["weights"])
+            ready = weights_status(spec)["ready"]
             action = self.segmenter_menu.addAction(spec.title if ready else f"{spec.title} (weights not downloaded)")
             action.setCheckable(True)
             action.setChecked(spec.id == current)

@@ -109,3 +109,15 @@ def test_auto_device_respects_what_a_plugin_supports(monkeypatch):
     assert registry.device_for(spec, None) == "cpu" and registry.device_for(spec, "auto") == "cpu"  # best GPU unsupported
     with pytest.raises(StudioError, match="cpu-only runs on cpu, not on cuda"):
         registry.device_for(spec, "cuda")  # an explicit request is not silently changed
+
+
+def test_a_cpu_only_plugin_gets_its_device_without_importing_torch():
+    code = (
+        "import sys\n"
+        "from studio.models import registry\n"
+        "from studio.models.protocols import PluginSpec\n"
+        "spec = PluginSpec(id='c', family='t', task='segment', title='t', load=lambda **_: None, devices=('cpu',))\n"
+        "print(registry.device_for(spec, None), registry.device_for(spec, 'auto'), 'torch' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.split() == ["cpu", "cpu", "False"]  # the S tool's GrabCut opens at once
