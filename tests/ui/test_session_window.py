@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from conftest import write_image
 from gui_helpers import drag, make_project, wait_shown
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint
 from PySide6.QtGui import QGuiApplication
 
 from studio.core.shapes import Box
