@@ -10,7 +10,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from studio import __version__
 
@@ -19,18 +19,18 @@ COMMAND_MODULES = [
     "studio.cli.model_commands",
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
-    "studio.cli.gui_commands",
 ]
+"""The data commands; studio.app.main adds the GUI ones (`studio`, `demo`, `gui`)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command_modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="studio",
         description="Label images and video with the help of models, compare models, export datasets.",
     )
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
@@ -40,13 +40,20 @@ def fail(message: str, code: int = 1) -> int:
     return code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    command_modules: Sequence[str] = COMMAND_MODULES,
+    default_handler: Callable[[argparse.Namespace], int] | None = None,
+) -> int:
+    """Run one command; with none given, `default_handler` (the application opens the window), else help."""
+    parser = build_parser(command_modules)
     args = parser.parse_args(argv)
-    if args.command is None:  # `studio` alone opens the labelling window
-        from studio.cli.gui_commands import cmd_start
-
-        args.handler = cmd_start
+    if args.command is None:
+        if default_handler is None:
+            parser.print_help()
+            return 0
+        args.handler = default_handler
     from studio.core.errors import StudioError
 
     try:

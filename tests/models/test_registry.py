@@ -94,8 +94,9 @@ def test_studio_models_json_lists_plugins_and_weights(capsys):
 def test_studio_help_imports_no_model_library():
     code = (
         "import sys\n"
+        "from studio.app.main import COMMAND_MODULES\n"
         "from studio.cli.main import build_parser\n"
-        "build_parser().format_help()\n"
+        "build_parser(COMMAND_MODULES).format_help()\n"
         "heavy = sorted(m for m in ('torch', 'ultralytics', 'cv2', 'open_clip', 'PySide6') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
