@@ -159,7 +159,7 @@ class Project:
             root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ProjectError(f"cannot create project directory {root}: {exc.strerror}") from exc
-        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root)
+        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root, new=True)
 
     @classmethod
     def open(cls, root: Path | str, *, create: bool = False) -> Project:
@@ -182,10 +182,13 @@ class Project:
         return cls._connect(url, Path(root))
 
     @classmethod
-    def _connect(cls, url: str, root: Path) -> Project:
+    def _connect(cls, url: str, root: Path, *, new: bool = False) -> Project:
         engine = make_engine(url)
         try:
-            migrate.upgrade(engine)
+            if new:
+                migrate.create_schema(engine)
+            else:
+                migrate.upgrade(engine)
         except SQLAlchemyError as exc:  # unreachable server, not a database file, a broken schema, ...
             engine.dispose()
             reason = getattr(exc, "orig", None) or exc
