@@ -764,7 +764,7 @@ class MainWindow(QMainWindow):
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
                 dock.deleteLater()
-        self.model_panel = ModelPanel(project, self)
+        self.model_panel = ModelPanel(project, self, lazy=True)
         self.runs_panel = RunsPanel(self.session, self.undo_stack, self)
         for dock in (self.model_panel, self.runs_panel):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
