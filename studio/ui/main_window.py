@@ -247,6 +247,8 @@ class MainWindow(QMainWindow):
         go.addAction(self._action("&Previous image", self.browser.select_previous, "A"))
         go.addAction(self._action("Next &frame", lambda: self.video_controls.step(+1), "."))
         go.addAction(self._action("Previous f&rame", lambda: self.video_controls.step(-1), ","))
+        go.addAction(self._action("Next &keyframe", lambda: self.video_controls.jump_keyframe(+1), "Shift+."))
+        go.addAction(self._action("Previous keyframe", lambda: self.video_controls.jump_keyframe(-1), "Shift+,"))
 
         view = bar.addMenu("&View")
         view.addAction(self._action("&Fit to window", self.canvas.fit, "F"))
