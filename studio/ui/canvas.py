@@ -27,6 +27,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QPolygonF,
+    QResizeEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -262,6 +263,7 @@ class Canvas(QGraphicsView):
         self._brush_target: int | None = None
         self._last_brush_point: Point | None = None
         self.click_tool: ClickTool | None = None
+        self.fitted = False
 
     # ---- content -----------------------------------------------------------------------------------
 
@@ -360,14 +362,23 @@ class Canvas(QGraphicsView):
         return self.transform().m11()
 
     def set_zoom(self, factor: float) -> None:
+        self.fitted = False
         factor = min(MAX_ZOOM, max(MIN_ZOOM, factor))
         self.setTransform(self.transform().fromScale(factor, factor))
         self._zoomed()
 
     def fit(self) -> None:
+        """Show the whole image, and keep it fitted as the canvas is resized until the person zooms."""
+        self.fitted = True
         if self.image is not None:
             self.fitInView(self.pixmap_item, Qt.AspectRatioMode.KeepAspectRatio)
             self._zoomed()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Docks settle after the first image is shown: a fitted image stays fitted, not at 97 %."""
+        super().resizeEvent(event)
+        if self.fitted:
+            self.fit()
 
     def screen_zoom(self) -> float:
         """Screen pixels per image pixel: the zoom a person sees (on a 150 % display, 1:1 is zoom 1/1.5)."""
@@ -390,9 +401,12 @@ class Canvas(QGraphicsView):
 
     def view_state(self) -> dict[str, float]:
         center = self.mapToScene(self.viewport().rect().center())
-        return {"zoom": self.zoom(), "x": center.x(), "y": center.y()}
+        return {"zoom": self.zoom(), "x": center.x(), "y": center.y(), "fit": float(self.fitted)}
 
     def restore_view(self, state: dict[str, float]) -> None:
+        if state.get("fit"):
+            self.fit()
+            return
         self.set_zoom(float(state["zoom"]))
         self.centerOn(QPointF(float(state["x"]), float(state["y"])))
 

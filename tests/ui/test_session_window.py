@@ -92,3 +92,18 @@ def test_accepted_predictions_stop_drawing_over_the_human_copies_and_accept_sele
     assert not panel.accept_one.isEnabled()  # a human shape is not something to accept
     window.undo_stack.undo()
     assert [a.run_id for a in window.annotations] == [run.id]
+
+
+def test_the_first_image_is_fitted_and_stays_fitted_while_the_window_settles(make_window, qtbot):
+    window = make_window()
+    window.resize(1300, 860)
+    qtbot.waitUntil(lambda: window.canvas.viewport().width() > 300)
+    qtbot.wait(50)
+    viewport = window.canvas.viewport().rect()
+    height, width = window.media.size
+    fitted = min(viewport.width() / width, viewport.height() / height)
+    assert abs(window.canvas.zoom() - fitted) / fitted < 0.03  # fitted, not left at the old size's zoom
+    window.canvas.zoom_by(1.25)
+    window.resize(1200, 800)
+    qtbot.wait(50)
+    assert window.canvas.fitted is False  # once the person zooms, resizing keeps their zoom
