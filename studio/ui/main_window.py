@@ -592,6 +592,8 @@ class MainWindow(QMainWindow):
         self._segmenter_loading = False
         tool = SamTool(self._require(), segmenter, model_id=plugin_id, store=self._store_segmented, parent=self)
         tool.preview_changed.connect(self._on_segment_preview)
+        tool.prompts_changed.connect(self._show_segment_prompts)
+        tool.busy_changed.connect(self._on_segment_busy)
         tool.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
         tool.encoding_changed.connect(
             lambda busy: self.statusBar().showMessage("Encoding the image…" if busy else "Click the object", 5000)
@@ -613,10 +615,29 @@ class MainWindow(QMainWindow):
         upcoming = [m for m in self.browser.following(self.media.id, PREFETCH_IMAGES) if m.kind == "image"]
         tool.prefetch([partial(read_media, project, media) for media in upcoming])
 
-    def _on_segment_preview(self, mask: Any, _index: int, _score: float) -> None:
+    def _on_segment_preview(self, mask: Any, index: int, score: float) -> None:
+        tool = self.segment_tool
+        if tool is None:
+            return
+        self.canvas.show_prompts(mask, [(c.x, c.y, c.positive) for c in tool.clicks], tool.box)
+        count = len(tool.candidates)
+        if count:
+            more = ", Tab: next" if count > 1 else ""
+            self.statusBar().showMessage(f"Candidate {index + 1} of {count} (score {score:.2f}){more}, Enter: accept")
+
+    def _show_segment_prompts(self) -> None:
+        """The click marker appears at once; the mask follows when the segmenter answers."""
         tool = self.segment_tool
         if tool is not None:
-            self.canvas.show_prompts(mask, [(c.x, c.y, c.positive) for c in tool.clicks], tool.box)
+            shown = tool.candidates[0].mask if tool.candidates else None
+            self.canvas.show_prompts(shown, [(c.x, c.y, c.positive) for c in tool.clicks], tool.box)
+
+    def _on_segment_busy(self, busy: bool) -> None:
+        if busy:
+            self.statusBar().showMessage("Segmenting…")
+            self.canvas.viewport().setCursor(Qt.CursorShape.BusyCursor)
+        else:
+            self.canvas.viewport().setCursor(Qt.CursorShape.CrossCursor)
 
     def _store_segmented(self, annotation: Annotation) -> Annotation:
         """The segment tool's accepted mask goes through the undo stack like a drawn shape."""

@@ -69,6 +69,10 @@ class SamTool(QObject):
     """(mask (H, W) bool or None, index of the shown candidate, its predicted IoU)."""
     encoding_changed = Signal(bool)
     """True while the image encoder runs for the current image (show "encoding…")."""
+    prompts_changed = Signal()
+    """A click or box was added or removed: paint the markers now, before the masks come back."""
+    busy_changed = Signal(bool)
+    """True while the masks for the newest prompts are being computed."""
     accepted = Signal(object)
     """The stored Annotation after Enter."""
     failed = Signal(str)
@@ -159,10 +163,12 @@ class SamTool(QObject):
 
     def add_click(self, x: float, y: float, *, positive: bool = True) -> None:
         self._clicks.append(Click(x, y, positive))
+        self.prompts_changed.emit()
         self._request()
 
     def set_box(self, x1: float, y1: float, x2: float, y2: float) -> None:
         self._box = Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+        self.prompts_changed.emit()
         self._request()
 
     def undo_click(self) -> bool:
@@ -173,6 +179,7 @@ class SamTool(QObject):
             self._box = None
         else:
             return False
+        self.prompts_changed.emit()
         self._request()
         return True
 
@@ -253,9 +260,11 @@ class SamTool(QObject):
             return
         if not self._clicks and self._box is None:
             self._candidates, self._index = [], 0
+            self.busy_changed.emit(False)
             self._emit_preview()
             return
         clicks, box = list(self._clicks), self._box
+        self.busy_changed.emit(True)
 
         def work() -> None:
             if generation != self._generation:
@@ -275,6 +284,7 @@ class SamTool(QObject):
     def _on_predicted(self, generation: int, candidates: list[MaskCandidate]) -> None:
         if generation != self._generation:
             return  # a newer click or another image came in meanwhile
+        self.busy_changed.emit(False)
         self._candidates, self._index = candidates, 0
         self._emit_preview()
 
@@ -287,6 +297,7 @@ class SamTool(QObject):
     @Slot(int, str)
     def _on_failed(self, generation: int, message: str) -> None:
         if generation == self._generation:
+            self.busy_changed.emit(False)
             self.failed.emit(message)
 
     def _emit_preview(self) -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from conftest import write_image
-from gui_helpers import drag, make_project, wait_shown
-from PySide6.QtCore import QPoint
+from gui_helpers import click, drag, make_project, wait_shown
+from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QGuiApplication
 
 from studio.core.shapes import Box
@@ -107,3 +107,17 @@ def test_the_first_image_is_fitted_and_stays_fitted_while_the_window_settles(mak
     window.resize(1200, 800)
     qtbot.wait(50)
     assert window.canvas.fitted is False  # once the person zooms, resizing keeps their zoom
+
+
+def test_click_segmentation_shows_the_marker_at_once_then_says_which_candidate(make_window, qtbot):
+    window = make_window()
+    window.set_tool("segment")
+    qtbot.waitUntil(lambda: window.segment_tool is not None, timeout=10000)
+    click(window.canvas, (70, 60))
+    # before any event is processed: the marker is drawn and the canvas says it is working
+    assert [(round(x), round(y), positive) for x, y, positive in window.canvas.draft.clicks] == [(70, 60, True)]
+    assert window.canvas.viewport().cursor().shape() == Qt.CursorShape.BusyCursor
+    qtbot.waitUntil(lambda: window.canvas.draft.mask_image is not None, timeout=10000)
+    count = len(window.segment_tool.candidates)
+    assert window.statusBar().currentMessage().startswith(f"Candidate 1 of {count}")
+    assert window.canvas.viewport().cursor().shape() == Qt.CursorShape.CrossCursor
