@@ -258,6 +258,12 @@ class MainWindow(QMainWindow):
         self.hide_action = self._action("&Hide shapes", self.toggle_shapes, "H")
         self.hide_action.setCheckable(True)
         view.addAction(self.hide_action)
+        self.label_names_action = self._action(
+            "Show &label names", lambda: self.canvas.set_show_labels(self.label_names_action.isChecked()), "Shift+H"
+        )
+        self.label_names_action.setCheckable(True)
+        self.label_names_action.setChecked(self.canvas.style_.show_labels)
+        view.addAction(self.label_names_action)
         view.addAction(self._action("Image &adjustments…", self.adjustments_dialog, "Ctrl+B"))
         self.sources_menu = view.addMenu("Show &sources")
         view.addAction(self._action("&Compare runs…", self.compare_runs, "Ctrl+Shift+K"))

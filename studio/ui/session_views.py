@@ -22,7 +22,8 @@ def bind_canvas(canvas: Canvas, session: Session) -> None:
 
     def show(*_changed: object) -> None:
         colors = {label.id: label.color for label in session.labels}
-        canvas.set_annotations(list(session.annotations), colors, session.run_colors)
+        names = {label.id: label.name for label in session.labels}
+        canvas.set_annotations(list(session.annotations), colors, session.run_colors, names)
         canvas.select(list(session.selection))
 
     session.events.annotations.connect(show)

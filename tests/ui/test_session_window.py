@@ -5,7 +5,8 @@ from __future__ import annotations
 from conftest import write_image
 from gui_helpers import click, drag, make_project, wait_shown
 from PySide6.QtCore import QPoint, Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QColor, QGuiApplication
+from PySide6.QtWidgets import QApplication
 
 from studio.core.shapes import Box
 from studio.core.types import Annotation, Label
@@ -121,3 +122,39 @@ def test_click_segmentation_shows_the_marker_at_once_then_says_which_candidate(m
     count = len(window.segment_tool.candidates)
     assert window.statusBar().currentMessage().startswith(f"Candidate 1 of {count}")
     assert window.canvas.viewport().cursor().shape() == Qt.CursorShape.CrossCursor
+
+
+def test_masks_have_an_outline_selection_is_highlighted_and_label_names_can_be_hidden(make_window, qtbot):
+    import numpy as np
+
+    from studio.core.geometry import encode_mask
+
+    window = make_window()
+    pixels = np.zeros(window.media.size, bool)
+    pixels[30:90, 40:120] = True
+    cat = window.session.labels[0]
+    ann = window.project.add_annotation(Annotation(media_id=window.media.id, label_id=cat.id, shape=encode_mask(pixels)))
+    window.session.refresh_annotations()
+    window.canvas.set_fill_opacity(0.05)  # a faint fill: the outline must still show where the mask ends
+    window.canvas.set_zoom(2.0)
+    window.canvas.centerOn(80, 60)
+
+    def shot():
+        QApplication.processEvents()
+        return window.canvas.viewport().grab().toImage()
+
+    def colour_at(image, x, y):
+        point = window.canvas.mapFromScene(x, y)
+        return QColor(image.pixel(point.x(), point.y()))
+
+    plain = shot()
+    edge, inside = colour_at(plain, 40.2, 60), colour_at(plain, 80, 60)
+    label = QColor(cat.color)
+    assert abs(edge.hue() - label.hue()) <= 10 and edge.saturation() > inside.saturation()  # the outline
+    window.session.select([ann.id])
+    assert shot() != plain  # selected looks different
+    item = window.canvas.items_by_id[ann.id]
+    assert item.text == "cat"
+    with_names = shot()
+    window.label_names_action.trigger()
+    assert not window.canvas.style_.show_labels and shot() != with_names
