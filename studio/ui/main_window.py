@@ -71,6 +71,14 @@ FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a
     "labelme": ("labelme folder", False),
     "cvat": ("CVAT for images XML", True),
 }
+
+
+def export_dialog_title(format_name: str) -> str:
+    """"Export YOLO: choose the folder to write into" (not "Export YOLO folder into folder")."""
+    name = FORMATS[format_name][0].removesuffix(" folder")
+    return f"Export {name}: choose the folder to write into"
+
+
 TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "select": ("V", "Select, move and edit shapes"),
     "box": ("R", "Box: drag a rectangle"),
@@ -935,7 +943,7 @@ class MainWindow(QMainWindow):
             self._guard(lambda: self.import_dataset(format_name, path))
 
     def export_dialog(self, format_name: str) -> None:
-        out = QFileDialog.getExistingDirectory(self, f"Export {FORMATS[format_name][0]} into folder")
+        out = QFileDialog.getExistingDirectory(self, export_dialog_title(format_name))
         if out:
             self._guard(lambda: self.export_dataset(format_name, out))
 
@@ -981,15 +989,20 @@ class MainWindow(QMainWindow):
         table.setHorizontalHeaderLabels(["Keys", "Action"])
         table.verticalHeader().hide()
         table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-        table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
-        table.horizontalHeader().setStretchLastSection(True)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        table.setWordWrap(False)
         for row, (keys, text) in enumerate(rows):
             table.setItem(row, 0, QTableWidgetItem(keys))
             table.setItem(row, 1, QTableWidgetItem(text))
+        table.resizeColumnsToContents()
         layout = QVBoxLayout(dialog)
         layout.addWidget(table)
-        dialog.resize(520, 640)
+        # as wide as the longest line (no text cut off), as tall as the screen allows
+        width = table.verticalHeader().width() + sum(table.columnWidth(c) for c in range(2)) + 2 * table.frameWidth()
+        width += table.verticalScrollBar().sizeHint().width() + 2 * layout.contentsMargins().left() + 8
+        screen = self.screen().availableGeometry()
+        dialog.resize(min(width, screen.width() - 40), min(720, screen.height() - 80))
         dialog.show()
 
     def set_theme(self, name: str, *, remember: bool = True) -> None:

@@ -158,3 +158,23 @@ def test_masks_have_an_outline_selection_is_highlighted_and_label_names_can_be_h
     with_names = shot()
     window.label_names_action.trigger()
     assert not window.canvas.style_.show_labels and shot() != with_names
+
+
+def test_export_titles_the_shortcuts_sheet_and_the_annotations_list_read_well(make_window, qtbot):
+    from PySide6.QtWidgets import QTableWidget
+
+    from studio.ui.main_window import export_dialog_title
+
+    assert export_dialog_title("yolo") == "Export YOLO: choose the folder to write into"
+    window = make_window()
+    cat = window.session.labels[0]
+    for box in (Box(5, 5, 40, 30), Box(60, 50, 100, 90)):
+        window.project.add_annotation(Annotation(media_id=window.media.id, label_id=cat.id, shape=box))
+    window.session.refresh_annotations()
+    texts = [window.annotations_panel.list.item(row).text() for row in range(2)]
+    assert texts[0] != texts[1] and all("cat" in text for text in texts)  # two cats told apart
+
+    window.shortcuts_dialog()
+    [table] = [t for t in window.findChildren(QTableWidget) if t.isVisible()]
+    needed = max(table.fontMetrics().horizontalAdvance(table.item(r, 1).text()) for r in range(table.rowCount()))
+    assert table.columnWidth(1) >= needed and table.viewport().width() >= table.columnWidth(0) + table.columnWidth(1)
