@@ -11,34 +11,20 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from datetime import datetime
-from functools import partial
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import cv2
-from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QColor, QImage, QKeySequence, QShowEvent, QUndoStack
 from PySide6.QtWidgets import (
     QApplication,
-    QColorDialog,
     QComboBox,
-    QDialog,
     QDockWidget,
-    QFileDialog,
-    QFormLayout,
-    QHeaderView,
-    QInputDialog,
     QLabel,
     QMainWindow,
     QMenu,
-    QMessageBox,
     QSizePolicy,
-    QSlider,
     QSpinBox,
-    QTableWidget,
-    QTableWidgetItem,
     QToolBar,
-    QVBoxLayout,
     QWidget,
 )
 
@@ -46,38 +32,25 @@ from studio.core.errors import StudioError
 from studio.core.shapes import Shape
 from studio.core.types import Annotation, Label, Media
 from studio.db.project import Project
-from studio.io.media import read_media
 from studio.session import Session, app_settings
 from studio.session.model import TOOLS, Tool
 from studio.ui import session_views, theme
-from studio.ui.canvas import Canvas, rgb_array
+from studio.ui.canvas import Canvas
 from studio.ui.commands import AddAnnotations, DeleteAnnotations, UpdateAnnotation
 from studio.ui.frame_reader import FrameReader
 from studio.ui.jobs import Job
-from studio.ui.label_chooser import LabelChooser
 from studio.ui.media_browser import MediaBrowser
 from studio.ui.panels import AnnotationsPanel, LabelsPanel, PropertiesPanel, TagsPanel
 from studio.ui.sam_tool import SamTool
 from studio.ui.video_controls import VideoControls
+from studio.ui.window_datasets import FORMATS, DatasetActions
+from studio.ui.window_dialogs import ViewDialogs
+from studio.ui.window_labels import LabelActions
+from studio.ui.window_segmentation import SegmentationActions
 
 if TYPE_CHECKING:
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
-
-FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a folder)
-    "coco": ("COCO JSON", True),
-    "yolo": ("YOLO folder", False),
-    "voc": ("Pascal VOC folder", False),
-    "labelme": ("labelme folder", False),
-    "cvat": ("CVAT for images XML", True),
-}
-
-
-def export_dialog_title(format_name: str) -> str:
-    """"Export YOLO: choose the folder to write into" (not "Export YOLO folder into folder")."""
-    name = FORMATS[format_name][0].removesuffix(" folder")
-    return f"Export {name}: choose the folder to write into"
-
 
 TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "select": ("V", "Select, move and edit shapes"),
@@ -90,25 +63,11 @@ TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "eraser": ("E", "Eraser: erase from the selected mask"),
     "segment": ("S", "Segment: click the object (right click: not this), Tab next candidate, Enter accepts"),
 }
-SEGMENTER_KEY = "ui.segmenter"
-DEFAULT_SEGMENTER = "grabcut"  # OpenCV, needs no weights; a project can name a SAM plugin instead
-PREFETCH_IMAGES = 2
-"""How many of the next images in the browser the segmenter encodes ahead of time."""
-GESTURES = (
-    ("Wheel", "Zoom around the cursor"),
-    ("Middle drag / Space+drag", "Pan"),
-    ("Drag a vertex or corner", "Reshape the selected shape"),
-    ("Shift+click or double-click an edge", "Insert a vertex"),
-    ("Alt+click a vertex", "Delete the vertex"),
-    ("Backspace while drawing", "Remove the last point"),
-    ("[ / ]", "Smaller / larger brush"),
-    ("1 - 9", "Pick a label (relabels the selection too)"),
-)
 SAVE_STATE_DELAY_MS = 800
 """Where the person is gets saved this long after it last changed (a crash loses at most that)."""
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions, ViewDialogs):
     """The Studio labelling window on one project (or none, until one is opened)."""
 
     media_shown = Signal(int, int)
@@ -556,208 +515,6 @@ class MainWindow(QMainWindow):
         elif self.segment_tool is not None:
             self.segment_tool.clear()
 
-    # ---- click segmentation ------------------------------------------------------------------------
-
-    def _start_segmenting(self) -> None:
-        """Load the project's segmenter on a worker (SAM takes seconds) and hand it the shown image."""
-        if self.segment_tool is not None:
-            self._feed_segment_image()
-            return
-        if self._segmenter_loading:
-            return
-        from studio.models.registry import load_model
-
-        plugin_id = str(self._require().get_setting(SEGMENTER_KEY, DEFAULT_SEGMENTER))
-
-        def load(_progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> Any:
-            return load_model(plugin_id)
-
-        self._segmenter_loading = True
-        job = self.run_job(f"Loading {plugin_id}…", load, lambda model: self._segmenter_ready(plugin_id, model))
-        job.failed.connect(lambda _message: setattr(self, "_segmenter_loading", False))
-
-    def _fill_segmenter_menu(self) -> None:
-        """Segmentation plugins; those whose weights are not downloaded are listed but disabled."""
-        from studio.models.registry import all_plugins, weights_status
-
-        current = str(self._require().get_setting(SEGMENTER_KEY, DEFAULT_SEGMENTER)) if self.project else None
-        self.segmenter_menu.clear()
-        for spec in all_plugins("segment"):
-            ready = weights_status(spec)["ready"]
-            action = self.segmenter_menu.addAction(spec.title if ready else f"{spec.title} (weights not downloaded)")
-            action.setCheckable(True)
-            action.setChecked(spec.id == current)
-            action.setEnabled(ready and self.project is not None)
-            action.triggered.connect(lambda _checked=False, plugin_id=spec.id: self.set_segmenter(plugin_id))
-
-    def set_segmenter(self, plugin_id: str) -> None:
-        """Use another segmentation plugin for the S tool (remembered by the project)."""
-        self._require().set_setting(SEGMENTER_KEY, plugin_id)
-        self._drop_segment_tool()
-        if self.canvas.tool == "segment":
-            self._start_segmenting()
-
-    def _drop_segment_tool(self) -> None:
-        if self.segment_tool is not None:
-            self.segment_tool.deleteLater()
-            self.segment_tool = self.canvas.click_tool = None
-
-    def _segmenter_ready(self, plugin_id: str, segmenter: Any) -> None:
-        self._segmenter_loading = False
-        tool = SamTool(self._require(), segmenter, model_id=plugin_id, store=self._store_segmented, parent=self)
-        tool.preview_changed.connect(self._on_segment_preview)
-        tool.prompts_changed.connect(self._show_segment_prompts)
-        tool.busy_changed.connect(self._on_segment_busy)
-        tool.failed.connect(lambda message: self.statusBar().showMessage(message, 8000))
-        tool.encoding_changed.connect(
-            lambda busy: self.statusBar().showMessage("Encoding the image…" if busy else "Click the object", 5000)
-        )
-        self.segment_tool = tool
-        self.canvas.click_tool = tool
-        self._feed_segment_image()
-
-    def _feed_segment_image(self) -> None:
-        tool = self.segment_tool
-        if tool is None or self.media is None or self.canvas.image is None or self.canvas.tool != "segment":
-            return
-        if self.session.current_label_id is not None:
-            tool.set_label(self.session.current_label_id)
-        bgr = cv2.cvtColor(rgb_array(self.canvas.image), cv2.COLOR_RGB2BGR)  # models take OpenCV's order
-        tool.set_image(self.media, bgr, frame=self.frame)
-        # SAM's encoder takes seconds on a CPU: encode the next images now, so D lands on a ready one
-        project = self._require()
-        upcoming = [m for m in self.browser.following(self.media.id, PREFETCH_IMAGES) if m.kind == "image"]
-        tool.prefetch([partial(read_media, project, media) for media in upcoming])
-
-    def _on_segment_preview(self, mask: Any, index: int, score: float) -> None:
-        tool = self.segment_tool
-        if tool is None:
-            return
-        self.canvas.show_prompts(mask, [(c.x, c.y, c.positive) for c in tool.clicks], tool.box)
-        count = len(tool.candidates)
-        if count:
-            more = ", Tab: next" if count > 1 else ""
-            self.statusBar().showMessage(f"Candidate {index + 1} of {count} (score {score:.2f}){more}, Enter: accept")
-
-    def _show_segment_prompts(self) -> None:
-        """The click marker appears at once; the mask follows when the segmenter answers."""
-        tool = self.segment_tool
-        if tool is not None:
-            shown = tool.candidates[0].mask if tool.candidates else None
-            self.canvas.show_prompts(shown, [(c.x, c.y, c.positive) for c in tool.clicks], tool.box)
-
-    def _on_segment_busy(self, busy: bool) -> None:
-        if busy:
-            self.statusBar().showMessage("Segmenting…")
-            self.canvas.viewport().setCursor(Qt.CursorShape.BusyCursor)
-        else:
-            self.canvas.viewport().setCursor(Qt.CursorShape.CrossCursor)
-
-    def _store_segmented(self, annotation: Annotation) -> Annotation:
-        """The segment tool's accepted mask goes through the undo stack like a drawn shape."""
-        command = AddAnnotations(self._require(), [annotation], self._on_media_changed, "Segment")
-        self.undo_stack.push(command)
-        self.session.use_label(annotation.label_id)
-        return command.annotations[0]
-
-    def new_shape(self) -> None:
-        self.set_tool(self.session.last_drawing_tool)
-
-    def toggle_shapes(self) -> None:
-        self.session.shapes_visible = not self.hide_action.isChecked()
-
-    # ---- labels ------------------------------------------------------------------------------------
-
-    def refresh_labels(self) -> None:
-        self.session.reload_labels()
-
-    def set_current_label(self, label_id: int) -> None:
-        self.session.current_label_id = label_id
-
-    def _on_current_label(self, label_id: int | None) -> None:
-        if self.segment_tool is not None and label_id is not None:
-            self.segment_tool.set_label(label_id)
-
-    def pick_label_number(self, number: int) -> None:
-        """Number keys pick the n-th label for new shapes, and relabel the selected shapes."""
-        label = self.session.label_number(number)
-        if label is None:
-            return
-        self.session.current_label_id = label.id
-        self.relabel(list(self.session.selection), label.id)
-        self.statusBar().showMessage(f"Label: {label.name}", 2000)
-
-    def _choose_label(self) -> int | None:
-        """Ask for a label with the chooser popup (search, recent first); a new name creates the label."""
-        chooser = LabelChooser(list(self.session.labels), list(self.session.recent_labels), self)
-        chooser.place_near(self.cursor().pos())
-        if chooser.exec() != QDialog.DialogCode.Accepted or not chooser.chosen_name:
-            return None
-        label = self._guard(lambda: self._require().ensure_label(chooser.chosen_name or ""))
-        if label is None:
-            return None
-        self.session.reload_labels()
-        self.session.current_label_id = label.id
-        return label.id
-
-    def change_label_dialog(self) -> None:
-        ids = list(self.session.selection)
-        if ids:
-            label_id = self._choose_label()
-            if label_id is not None:
-                self.relabel(ids, label_id)
-
-    def add_label_dialog(self) -> None:
-        name, ok = QInputDialog.getText(self, "Add label", "Name of the new label:")
-        if ok and name.strip():
-            label = self._guard(lambda: self._require().ensure_label(name))
-            if label is not None:
-                self._label_changed()
-                self.session.current_label_id = label.id
-
-    def rename_label_dialog(self, label_id: int) -> None:
-        old = self.label_map()[label_id].name
-        name, ok = QInputDialog.getText(self, "Rename label", f"New name for {old!r}:", text=old)
-        if ok and name.strip() and name.strip() != old:
-            self._guard(lambda: self._require().rename_label(label_id, name))
-            self._label_changed()
-
-    def recolor_label_dialog(self, label_id: int) -> None:
-        color = QColorDialog.getColor(QColor(self.label_map()[label_id].color), self, "Label colour")
-        if color.isValid():
-            self._guard(lambda: self._require().recolor_label(label_id, color.name()))
-            self._label_changed()
-
-    def merge_label_dialog(self, label_id: int) -> None:
-        source = self.label_map()[label_id]
-        targets = [label.name for label in self.session.labels if label.id != label_id]
-        if not targets:
-            return
-        name, ok = QInputDialog.getItem(
-            self, "Merge labels", f"Move every {source.name!r} annotation to (cannot be undone):", targets, 0, False
-        )
-        target = self._require().find_label(name) if ok else None
-        if target is not None:
-            moved = self._guard(lambda: self._require().merge_labels(label_id, target.id))
-            self.undo_stack.clear()  # undo steps may name the label that no longer exists
-            self._label_changed()
-            self.session.current_label_id = target.id
-            self.statusBar().showMessage(f"Merged {moved} annotations into {target.name!r}", 5000)
-
-    def _label_changed(self) -> None:
-        self._saved()
-        self.session.reload_labels()
-        self.session.refresh_annotations()
-        self.browser.refresh()
-
-    def _guard(self, call: Callable[[], Any]) -> Any:
-        """Run a service call; a StudioError becomes a message box (nothing was changed)."""
-        try:
-            return call()
-        except StudioError as exc:
-            QMessageBox.warning(self, "Studio", str(exc))
-            return None
-
     # ---- sources -----------------------------------------------------------------------------------
 
     def refresh_runs(self) -> None:
@@ -831,179 +588,6 @@ class MainWindow(QMainWindow):
     def _on_predictions_accepted(self) -> None:
         if self.media is not None:
             self._on_media_changed(self.media.id)
-
-    # ---- long jobs ---------------------------------------------------------------------------------
-
-    def run_job(self, title: str, work: Callable[..., Any], done: Callable[[Any], None]) -> Job:
-        """Run a service call on a worker thread with a progress dialog; `done` gets its result."""
-        job = Job(self, title, work)
-        job.done.connect(done)
-        job.done.connect(lambda _r: self._job_finished(job))
-        job.failed.connect(lambda _m: self._job_finished(job))
-        self.jobs.append(job)
-        return job.start()
-
-    def _job_finished(self, job: Job) -> None:
-        self.jobs.remove(job)
-        job.deleteLater()
-
-    @Slot(object)
-    def _on_media_batch_added(self, batch: list[Media]) -> None:
-        """List what an add job stored so far; open the first image if nothing is shown yet."""
-        self.browser.refresh()
-        if self.media is None and batch:
-            self.show_media(batch[0].id)
-
-    def add_paths(self, paths: list[str | Path]) -> Job:
-        """Add files and folders (the same call as `studio add`), then show them in the browser."""
-        from studio.io.media import add_paths
-
-        project = self._require()
-
-        def work(progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> Any:
-            # batches reach the browser while the rest of the folder is still being read
-            return add_paths(
-                project, paths, skip_bad=True, progress=progress, cancel=cancelled, on_batch=self.media_batch_added.emit
-            )
-
-        def done(report: Any) -> None:  # the browser already listed each batch as it was stored
-            message = f"Added {len(report.added)} media ({report.already_present} already there)"
-            if report.failed:
-                message += f"; skipped {len(report.failed)} unreadable: {report.failed[0]}"
-            self.statusBar().showMessage(message, 10000)
-
-        return self.run_job("Adding media…", work, done)
-
-    def import_dataset(self, format_name: str, path: str | Path) -> Job:
-        from studio.io.formats.transfer import import_dataset
-
-        project = self._require()
-
-        def work(progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> Any:
-            return import_dataset(project, format_name, path, progress=progress)
-
-        def done(report: Any) -> None:
-            self.browser.refresh()
-            self.session.reload_labels()
-            self.session.refresh_annotations()
-            self._saved()
-            self.statusBar().showMessage(f"Imported {report.annotations} annotations on {report.images} images", 10000)
-
-        return self.run_job(f"Importing {FORMATS[format_name][0]}…", work, done)
-
-    def export_dataset(self, format_name: str, out: str | Path) -> Job:
-        from studio.io.formats.transfer import export_dataset
-
-        project = self._require()
-
-        def work(_progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> Any:
-            return export_dataset(project, format_name, out, cancel=cancelled)
-
-        def done(report: Any) -> None:
-            self.statusBar().showMessage(f"Exported {report.annotations} annotations on {report.images} images to {out}", 10000)
-
-        return self.run_job(f"Exporting {FORMATS[format_name][0]}…", work, done)
-
-    # ---- dialogs -----------------------------------------------------------------------------------
-
-    def new_project_dialog(self) -> None:
-        self._project_dialog("New project: choose an empty folder", Project.create)
-
-    def open_project_dialog(self) -> None:
-        self._project_dialog("Open project folder", Project.open)
-
-    def _project_dialog(self, title: str, opener: Callable[[str], Project]) -> None:
-        folder = QFileDialog.getExistingDirectory(self, title)
-        project = self._guard(lambda: opener(folder)) if folder else None
-        if project is not None:
-            self.open_project(project)
-
-    def add_images_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Add images", "", "Images (*.jpg *.jpeg *.png *.bmp *.tif *.tiff *.webp)")
-        if files:
-            self._guard(lambda: self.add_paths(list(files)))
-
-    def add_folder_dialog(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Add a folder of images and videos (recursive)")
-        if folder:
-            self._guard(lambda: self.add_paths([folder]))
-
-    def add_video_dialog(self) -> None:
-        files, _ = QFileDialog.getOpenFileNames(self, "Add videos", "", "Videos (*.mp4 *.avi *.mov *.mkv *.m4v *.webm)")
-        if files:
-            self._guard(lambda: self.add_paths(list(files)))
-
-    def import_dialog(self, format_name: str) -> None:
-        text, single_file = FORMATS[format_name]
-        if single_file:
-            path, _ = QFileDialog.getOpenFileName(self, f"Import {text}")
-        else:
-            path = QFileDialog.getExistingDirectory(self, f"Import {text}")
-        if path:
-            self._guard(lambda: self.import_dataset(format_name, path))
-
-    def export_dialog(self, format_name: str) -> None:
-        out = QFileDialog.getExistingDirectory(self, export_dialog_title(format_name))
-        if out:
-            self._guard(lambda: self.export_dataset(format_name, out))
-
-    def adjustments_dialog(self) -> None:
-        """Brightness, contrast (view only: the file is untouched) and shape fill opacity."""
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Image adjustments")
-        form = QFormLayout(dialog)
-        sliders = []
-        for text, low, value in (
-            ("Brightness", -100, self.canvas.brightness),
-            ("Contrast", -100, self.canvas.contrast),
-            ("Fill opacity %", 0, round(self.canvas.style_.fill_opacity * 100)),
-        ):
-            slider = QSlider(Qt.Orientation.Horizontal, minimum=low, maximum=100, value=value)
-            slider.setMinimumWidth(240)
-            form.addRow(text, slider)
-            sliders.append(slider)
-        brightness, contrast, opacity = sliders
-
-        def apply() -> None:
-            self.canvas.set_adjustment(brightness=brightness.value(), contrast=contrast.value())
-
-        brightness.valueChanged.connect(apply)
-        contrast.valueChanged.connect(apply)
-        opacity.valueChanged.connect(lambda v: self.canvas.set_fill_opacity(v / 100))
-        dialog.show()
-
-    def shortcuts_dialog(self) -> None:
-        """The cheat sheet, built from the actions themselves so it never disagrees with them."""
-        rows = [
-            (
-                action.shortcut().toString(QKeySequence.SequenceFormat.NativeText),
-                (action.statusTip() or action.text()).replace("&", ""),
-            )
-            for action in self.actions()
-            if not action.shortcut().isEmpty() and not action.text().startswith("Label ")
-        ]
-        rows = sorted(set(rows) | set(GESTURES), key=lambda row: row[1].lower())
-        dialog = QDialog(self)
-        dialog.setWindowTitle("Keyboard shortcuts")
-        table = QTableWidget(len(rows), 2, dialog)
-        table.setHorizontalHeaderLabels(["Keys", "Action"])
-        table.verticalHeader().hide()
-        table.verticalHeader().setDefaultSectionSize(table.fontMetrics().height() + 8)
-        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        table.setWordWrap(False)
-        for row, (keys, text) in enumerate(rows):
-            table.setItem(row, 0, QTableWidgetItem(keys))
-            table.setItem(row, 1, QTableWidgetItem(text))
-        table.resizeColumnsToContents()
-        layout = QVBoxLayout(dialog)
-        layout.addWidget(table)
-        # as wide as the longest line (no text cut off), as tall as the screen allows
-        width = table.verticalHeader().width() + sum(table.columnWidth(c) for c in range(2)) + 2 * table.frameWidth()
-        width += table.verticalScrollBar().sizeHint().width() + 2 * layout.contentsMargins().left() + 8
-        screen = self.screen().availableGeometry()
-        dialog.resize(min(width, screen.width() - 40), min(720, screen.height() - 80))
-        dialog.show()
 
     def set_theme(self, name: str, *, remember: bool = True) -> None:
         theme.apply(name)

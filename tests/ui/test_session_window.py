@@ -163,7 +163,7 @@ def test_masks_have_an_outline_selection_is_highlighted_and_label_names_can_be_h
 def test_export_titles_the_shortcuts_sheet_and_the_annotations_list_read_well(make_window, qtbot):
     from PySide6.QtWidgets import QTableWidget
 
-    from studio.ui.main_window import export_dialog_title
+    from studio.ui.window_datasets import export_dialog_title
 
     assert export_dialog_title("yolo") == "Export YOLO: choose the folder to write into"
     window = make_window()
