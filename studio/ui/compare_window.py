@@ -165,8 +165,10 @@ class CompareWindow(QWidget):
         controls.addWidget(QLabel("IoU"))
         controls.addWidget(self.iou_type)
         controls.addStretch()
-        controls.addWidget(self.export_button)
-        controls.addWidget(self.compare_button)
+        actions = QHBoxLayout()  # a row of their own: the side column is narrow on a 1,366 px screen
+        actions.addStretch()
+        actions.addWidget(self.export_button)
+        actions.addWidget(self.compare_button)
 
         self.metrics = QTableWidget()
         self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -208,6 +210,7 @@ class CompareWindow(QWidget):
         side_layout.addWidget(QLabel("Runs"))
         side_layout.addWidget(self.run_list)
         side_layout.addLayout(controls)
+        side_layout.addLayout(actions)
         side_layout.addWidget(self.status)
         side_layout.addWidget(self.metrics)
         side_layout.addWidget(self.side_tabs, 1)
