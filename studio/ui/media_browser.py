@@ -422,7 +422,8 @@ class MediaBrowser(QWidget):
         )
 
     def _apply_filters(self) -> None:
-        current = self.current_media_id()
+        # the media shown on the canvas stays current, also after a filter that had hidden it
+        current = self.current_media_id() if self.current_media_id() is not None else self._last_emitted
         self.model.set_filter(self._filter_from_widgets())
         if current is not None:
             self.select_media(current)
@@ -435,6 +436,8 @@ class MediaBrowser(QWidget):
         shown = self.model.rowCount()
         if self.model.media_filter == MediaFilter():
             self.count_label.setText(f"{shown:,} media")
+        elif shown == 0:
+            self.count_label.setText(f"No media match these filters (of {project.count_media():,})")
         else:
             self.count_label.setText(f"{shown:,} of {project.count_media():,} media")
 

@@ -178,3 +178,17 @@ def test_export_titles_the_shortcuts_sheet_and_the_annotations_list_read_well(ma
     [table] = [t for t in window.findChildren(QTableWidget) if t.isVisible()]
     needed = max(table.fontMetrics().horizontalAdvance(table.item(r, 1).text()) for r in range(table.rowCount()))
     assert table.columnWidth(1) >= needed and table.viewport().width() >= table.columnWidth(0) + table.columnWidth(1)
+
+
+def test_the_browser_keeps_the_shown_image_through_filters_and_says_when_none_match(make_window, qtbot):
+    window = make_window(images=3)
+    window.browser.select_next()
+    wait_shown(qtbot, window)
+    shown = window.media.id
+    browser = window.browser
+    browser.name_filter.setText("no-such-name")
+    browser._apply_filters()
+    assert browser.model.rowCount() == 0 and "No media match" in browser.count_label.text()
+    browser.name_filter.setText("")
+    browser._apply_filters()
+    assert browser.current_media_id() == shown  # back on the image being labelled, not on none
