@@ -51,8 +51,9 @@ MEDIA_ROLE = Qt.ItemDataRole.UserRole + 2
 
 _REVIEW_STATES: tuple[ReviewState, ...] = get_args(ReviewState)
 _LIST_ICON = 40
-_GRID_ICON = 128
-_GRID_CELL = QSize(_GRID_ICON + 24, _GRID_ICON + 30)
+_GRID_ICON = 96
+"""Two or more columns fit the Media dock at its default width (280 px)."""
+_GRID_CELL = QSize(_GRID_ICON + 16, _GRID_ICON + 30)
 _REVIEW_COLORS: dict[str, str] = {"in_progress": "#edc948", "done": "#59a14f", "rejected": "#e15759"}
 _FILTER_DELAY_MS = 200  # typing in the name box re-queries once the user pauses
 

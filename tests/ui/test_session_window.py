@@ -192,3 +192,14 @@ def test_the_browser_keeps_the_shown_image_through_filters_and_says_when_none_ma
     browser.name_filter.setText("")
     browser._apply_filters()
     assert browser.current_media_id() == shown  # back on the image being labelled, not on none
+
+
+def test_the_grid_view_shows_several_columns_in_the_media_dock(make_window, qtbot):
+    window = make_window(images=3)
+    window.resize(1400, 880)
+    qtbot.wait(100)
+    browser = window.browser
+    browser.grid_button.click()
+    qtbot.wait(50)
+    first, second = (browser.view.visualRect(browser.model.index(row, 0)) for row in (0, 1))
+    assert first.top() == second.top() and second.left() > first.left()  # side by side, not one column
