@@ -2,7 +2,7 @@
 
 import sys
 
-from studio.cli.main import main
+from studio.app.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

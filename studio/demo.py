@@ -7,11 +7,11 @@ copied into the project folder (they are tiny) so the project stays valid if Stu
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from importlib import resources
 from pathlib import Path
 
+from studio.core import dirs
 from studio.core.shapes import Box, Points, Polygon
 from studio.core.types import Annotation
 from studio.db.project import DB_NAME, Project
@@ -41,12 +41,7 @@ def _video_examples() -> list[tuple[int, Box]]:
 
 def default_demo_dir() -> Path:
     """Where `studio demo` puts the project when no folder is given (STUDIO_DATA_DIR in tests)."""
-    base = os.environ.get("STUDIO_DATA_DIR")
-    if base:
-        return Path(base) / "demo"
-    import platformdirs
-
-    return Path(platformdirs.user_data_dir("studio")) / "demo"
+    return dirs.data_dir() / "demo"
 
 
 def create_demo(directory: Path | str | None = None) -> Project:

@@ -11,7 +11,7 @@ import importlib
 import os
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from studio import __version__
 
@@ -20,19 +20,19 @@ COMMAND_MODULES = [
     "studio.cli.model_commands",
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
-    "studio.cli.gui_commands",
     "studio.cli.doctor_commands",
 ]
+"""The data commands; studio.app.main adds the GUI ones (`studio`, `demo`, `gui`)."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command_modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="studio",
         description="Label images and video with the help of models, compare models, export datasets.",
     )
     parser.add_argument("--version", action="version", version=f"studio {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
@@ -91,18 +91,25 @@ def _stop_like_ctrl_c_on_termination() -> None:
             signal.signal(getattr(signal, name), _raise_terminated)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    command_modules: Sequence[str] = COMMAND_MODULES,
+    default_handler: Callable[[argparse.Namespace], int] | None = None,
+) -> int:
+    """Run one command; with none given, `default_handler` (the application opens the window), else help."""
+    parser = build_parser(command_modules)
     args = parser.parse_args(argv)
+    if args.command is None:
+        if default_handler is None:
+            parser.print_help()
+            return 0
+        args.handler = default_handler
     if not os.environ.get("STUDIO_DEBUG"):
         warnings.showwarning = _warning_line
-    if args.command is None:  # `studio` alone opens the labelling window
-        from studio.cli.gui_commands import cmd_start
-
-        args.handler = cmd_start
     from studio.core.errors import StudioError
 
-    if getattr(args.handler, "__module__", "") != "studio.cli.gui_commands":  # Qt has its own event loop
+    if getattr(args.handler, "__module__", "") != "studio.app.gui_commands":  # Qt has its own event loop
         _stop_like_ctrl_c_on_termination()
     try:
         status = int(args.handler(args) or 0)

@@ -257,7 +257,7 @@ class Project:
             project_file.mark(root / DB_NAME)
         except (OSError, sqlite3.Error) as exc:
             raise ProjectError(f"cannot create a project in {root}: {getattr(exc, 'strerror', None) or exc}") from exc
-        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root)
+        return cls._connect(f"sqlite:///{(root / DB_NAME).resolve()}", root, new=True)
 
     @classmethod
     def open(cls, root: Path | str, *, create: bool = False, read_only: bool | None = None) -> Project:
@@ -295,11 +295,13 @@ class Project:
         return cls._connect(url, Path(root))
 
     @classmethod
-    def _connect(cls, url: str, root: Path, *, read_only: bool = False) -> Project:
+    def _connect(cls, url: str, root: Path, *, read_only: bool = False, new: bool = False) -> Project:
         engine = make_engine(url, read_only=read_only)
         try:
             if read_only:
                 migrate.require_current(engine)
+            elif new:
+                migrate.create_schema(engine)
             else:
                 migrate.upgrade(engine)
             project = cls(engine, root, read_only=read_only)

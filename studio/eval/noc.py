@@ -21,18 +21,12 @@ from studio.core.errors import CancelledError, StudioError
 from studio.core.shapes import Mask, Polygon
 from studio.db.project import Project
 from studio.io.media import CancelCheck, Progress, read_media
+from studio.models.click_segmentation import Click, predict_prompts
 from studio.models.embedding_cache import EmbeddingCache, embed
 from studio.models.protocols import Segmenter
 
 THRESHOLDS = (0.85, 0.90)
 IOU_AFTER_CLICKS = 5
-
-
-@dataclass(frozen=True, slots=True)
-class Click:
-    x: int
-    y: int
-    positive: bool
 
 
 def next_click(prediction: np.ndarray, target: np.ndarray) -> Click | None:
@@ -67,8 +61,8 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
 def simulate(segmenter: Segmenter, embedding: Any, target: np.ndarray, *, max_clicks: int = 20) -> list[float]:
     """IoU with `target` after each of up to `max_clicks` simulated clicks (stops early at IoU 1).
 
-    The first click asks for several candidates (one click is ambiguous) and takes the best scored one;
-    later clicks ask for a single mask, as SAM's authors recommend for refinement.
+    Each answer comes from `predict_prompts`, the rule the canvas's S tool uses, and the best scored
+    candidate is taken, as the tool shows it first.
     """
     prediction = np.zeros_like(target, dtype=bool)
     clicks: list[Click] = []
@@ -78,13 +72,8 @@ def simulate(segmenter: Segmenter, embedding: Any, target: np.ndarray, *, max_cl
         if click is None:
             break
         clicks.append(click)
-        candidates = segmenter.predict(
-            embedding,
-            points=np.array([(c.x, c.y) for c in clicks], dtype=np.float64),
-            point_labels=np.array([int(c.positive) for c in clicks]),
-            multimask=len(clicks) == 1,
-        )
-        prediction = max(candidates, key=lambda c: c.score).mask if candidates else np.zeros_like(prediction)
+        candidates = predict_prompts(segmenter, embedding, clicks)
+        prediction = candidates[0].mask if candidates else np.zeros_like(prediction)
         ious.append(mask_iou(prediction, target))
     return ious
 

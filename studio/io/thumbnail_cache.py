@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from studio.core import dirs
 from studio.core.errors import MediaError
 from studio.core.types import MediaKind
 
@@ -31,14 +32,8 @@ _REDUCED_DECODES = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLO
 
 
 def default_cache_dir() -> Path:
-    """STUDIO_CACHE_DIR, else STUDIO_DATA_DIR/cache (tests point it at a temp dir), else the user cache dir."""
-    if explicit := os.environ.get("STUDIO_CACHE_DIR"):
-        return Path(explicit)
-    if data := os.environ.get("STUDIO_DATA_DIR"):
-        return Path(data) / "cache"
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("studio", appauthor=False))
+    """Studio's cache dir (see studio.core.dirs)."""
+    return dirs.cache_dir()
 
 
 def make_thumbnail(

@@ -20,6 +20,7 @@ from studio.core.shapes import Box
 from studio.core.types import Annotation, ModelRun
 from studio.db.project import Project, Source
 from studio.io.media import CancelCheck, Progress, read_media
+from studio.models.click_segmentation import Click, predict_prompts
 from studio.models.embedding_cache import EmbeddingCache, embed
 from studio.models.protocols import MaskCandidate, Segmenter
 
@@ -32,7 +33,6 @@ def segment_image(
     points: Sequence[tuple[float, float]] = (),
     point_labels: Sequence[int] | None = None,
     box: Box | None = None,
-    multimask: bool = True,
     cache: EmbeddingCache | None = None,
 ) -> list[MaskCandidate]:
     """Candidates for the prompts, best predicted IoU first. Points are (x, y); labels 1 positive, 0 negative."""
@@ -48,14 +48,8 @@ def segment_image(
     if box is not None and (box.x2 <= 0 or box.y2 <= 0 or box.x1 >= width or box.y1 >= height):
         raise StudioError(f"box {box.bbox()} lies outside the {width}x{height} image")
     embedding = embed(segmenter, image, model_id=model_id, cache=cache)
-    candidates = segmenter.predict(
-        embedding,
-        points=np.asarray(points, dtype=np.float64).reshape(-1, 2) if points else None,
-        point_labels=np.asarray(labels, dtype=np.int64) if points else None,
-        box=box,
-        multimask=multimask,
-    )
-    return sorted(candidates, key=lambda c: c.score, reverse=True)
+    clicks = [Click(x, y, bool(label)) for (x, y), label in zip(points, labels, strict=True)]
+    return predict_prompts(segmenter, embedding, clicks, box)  # the canvas tool's rule, so both agree
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from studio.core import dirs
 from studio.models.protocols import Segmenter
 
 DEFAULT_DISK_BYTES = 2 * 1024**3
@@ -40,13 +41,8 @@ def embed(
 
 
 def default_cache_dir() -> Path:
-    """$STUDIO_CACHE_DIR/embeddings, else the platform's user cache directory (e.g. ~/.cache/studio)."""
-    override = os.environ.get("STUDIO_CACHE_DIR")
-    if override:
-        return Path(override) / "embeddings"
-    from platformdirs import user_cache_dir
-
-    return Path(user_cache_dir("studio", appauthor=False)) / "embeddings"
+    """The embeddings folder of Studio's cache dir (which follows STUDIO_CACHE_DIR / STUDIO_DATA_DIR)."""
+    return dirs.cache_dir() / "embeddings"
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
+from studio.core import dirs
 from studio.core.errors import StudioError
 from studio.models.protocols import PluginSpec, WeightsFile
 
@@ -34,14 +35,7 @@ class WeightsError(StudioError):
 
 def weights_dir() -> Path:
     """The folder downloaded checkpoints go to (created on demand)."""
-    override = os.environ.get("STUDIO_DATA_DIR")
-    if override:
-        base = Path(override)
-    else:
-        import platformdirs
-
-        base = Path(platformdirs.user_data_dir("studio", appauthor=False))
-    return base / "weights"
+    return dirs.data_dir() / "weights"
 
 
 def is_truthy(name: str) -> bool:

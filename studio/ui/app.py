@@ -46,8 +46,11 @@ def run(project: Project, *, screenshot: Path | None = None, timeout_ms: int = 1
     loop = QEventLoop()
     result: list[int] = []
 
-    def capture() -> None:
+    def capture(*, final: bool = False) -> None:
         if result:
+            return
+        if not final and window.browser.thumbnails.pending():
+            QTimer.singleShot(100, capture)  # the media list's thumbnails belong in the picture
             return
         image = window.grab()
         result.append(0 if not image.isNull() and image.save(str(screenshot), "PNG") else 1)
@@ -56,7 +59,7 @@ def run(project: Project, *, screenshot: Path | None = None, timeout_ms: int = 1
     window.media_shown.connect(lambda *_: QTimer.singleShot(300, capture))  # let docks and thumbnails settle
     if window.media is None:  # an empty project: nothing to wait for
         QTimer.singleShot(300, capture)
-    QTimer.singleShot(timeout_ms, capture)
+    QTimer.singleShot(timeout_ms, lambda: capture(final=True))
     loop.exec()
     window.close()
     if result != [0]:

@@ -3,14 +3,14 @@ drawing/editing tools.
 
 The canvas never touches the project. It announces intent through signals (`shape_drawn`,
 `shape_edited`, `selection_changed`) and the main window turns them into undoable commands; the
-editing rules themselves live in the Qt-free `studio.ui.shape_edit`.
+editing rules themselves live in the Qt-free `studio.session.shape_edit`.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 import cv2
 import numpy as np
@@ -27,6 +27,7 @@ from PySide6.QtGui import (
     QPen,
     QPixmap,
     QPolygonF,
+    QResizeEvent,
     QWheelEvent,
 )
 from PySide6.QtWidgets import (
@@ -41,12 +42,8 @@ from PySide6.QtWidgets import (
 from studio.core.geometry import clip_to_image, decode_mask, encode_mask
 from studio.core.shapes import Box, Mask, Point, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.core.types import Annotation
-from studio.ui import shape_edit
-
-Tool = Literal["select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment"]
-TOOLS: tuple[Tool, ...] = (
-    "select", "box", "rotated_box", "polygon", "polyline", "points", "brush", "eraser", "segment",
-)
+from studio.session import shape_edit
+from studio.session.model import Tool
 
 
 class ClickTool(Protocol):
@@ -102,18 +99,33 @@ class Style:
     """How annotations are drawn; shared by all items and changed from the View menu."""
 
     fill_opacity: float = 0.3
+    show_labels: bool = True
+    """Write each shape's label name at its top-left corner (View > Show label names)."""
+
+
+def _mask_outline(mask: np.ndarray) -> QPainterPath:
+    """The borders of a mask's regions (holes too), so a faint mask still shows where it ends."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    path = QPainterPath()
+    for contour in contours:
+        path.addPolygon(_polygon([(float(x), float(y)) for x, y in contour[:, 0, :]]))
+        path.closeSubpath()
+    return path
 
 
 class AnnotationItem(QGraphicsItem):
-    """One annotation drawn in its label's colour; a selected one shows its handles."""
+    """One annotation drawn in its label's colour with its outline; a selected one is highlighted and
+    shows its handles."""
 
-    def __init__(self, annotation: Annotation, color: str, style: Style) -> None:
+    def __init__(self, annotation: Annotation, color: str, style: Style, text: str = "") -> None:
         super().__init__()
         self.shape_ = annotation.shape
         self.color = QColor(color)
         self.style = style
+        self.text = text
         self.selected = False
         self._mask_cache: QImage | None = None
+        self._outline_cache: QPainterPath | None = None
         self.setZValue(1)
 
     def set_shape(self, shape: Shape) -> None:
@@ -121,6 +133,7 @@ class AnnotationItem(QGraphicsItem):
         self.prepareGeometryChange()
         self.shape_ = shape
         self._mask_cache = None
+        self._outline_cache = None
         self.update()
 
     def boundingRect(self) -> QRectF:
@@ -129,7 +142,8 @@ class AnnotationItem(QGraphicsItem):
             return QRectF(0, 0, w, h)
         x, y, w, h = self.shape_.bbox()
         pad = 12.0 / max(self._scale(), 1e-3)  # room for handles and thick outlines at any zoom
-        return QRectF(x - pad, y - pad, w + 2 * pad, h + 2 * pad)
+        above = 3 * pad if self.text else pad  # and for the label tag above the shape
+        return QRectF(x - pad, y - above, w + 2 * pad, h + pad + above)
 
     def _scale(self) -> float:
         views = self.scene().views() if self.scene() is not None else []
@@ -158,12 +172,45 @@ class AnnotationItem(QGraphicsItem):
             painter.drawPolyline(_polygon(shape.points))
         elif isinstance(shape, Mask):
             if self._mask_cache is None:
-                self._mask_cache = _mask_image(decode_mask(shape), self.color)
+                pixels = decode_mask(shape)
+                self._mask_cache = _mask_image(pixels, self.color)
+                self._outline_cache = _mask_outline(pixels)
             painter.setOpacity(max(0.35, fill.alphaF()))
             painter.drawImage(0, 0, self._mask_cache)
             painter.setOpacity(1.0)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            painter.drawPath(self._outline_cache)
+        if self.selected and not isinstance(shape, Points):
+            self._paint_highlight(painter, shape)
         if isinstance(shape, Points) or self.selected:
             self._paint_handles(painter, shape)
+        if self.style.show_labels and self.text:
+            self._paint_text(painter, shape)
+
+    def _paint_highlight(self, painter: QPainter, shape: Shape) -> None:
+        """A white dashed line over the outline: selected and unselected look different at a glance."""
+        pen = QPen(QColor("white"), 1.5, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)
+        painter.setPen(pen)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        if isinstance(shape, Mask) and self._outline_cache is not None:
+            painter.drawPath(self._outline_cache)
+        else:
+            x, y, w, h = shape.bbox()
+            painter.drawRect(QRectF(x, y, w, h))
+
+    def _paint_text(self, painter: QPainter, shape: Shape) -> None:
+        """The label name on a tag of the shape's colour, at a constant screen size."""
+        x, y, _w, _h = shape.bbox()
+        anchor = painter.worldTransform().map(QPointF(x, y))
+        painter.save()
+        painter.resetTransform()
+        metrics = painter.fontMetrics()
+        tag = QRectF(anchor.x(), anchor.y() - metrics.height() - 2, metrics.horizontalAdvance(self.text) + 6, metrics.height() + 2)
+        painter.fillRect(tag, self.color)
+        painter.setPen(QColor("black") if self.color.lightnessF() > 0.55 else QColor("white"))
+        painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, self.text)
+        painter.restore()
 
     def _paint_handles(self, painter: QPainter, shape: Shape) -> None:
         radius = 4.0 / max(self._scale(), 1e-3)
@@ -266,6 +313,7 @@ class Canvas(QGraphicsView):
         self._brush_target: int | None = None
         self._last_brush_point: Point | None = None
         self.click_tool: ClickTool | None = None
+        self.fitted = False
 
     # ---- content -----------------------------------------------------------------------------------
 
@@ -293,12 +341,17 @@ class Canvas(QGraphicsView):
         self._refresh_pixmap()
 
     def set_annotations(
-        self, annotations: list[Annotation], colors: dict[int, str], run_colors: dict[int, str] | None = None
+        self,
+        annotations: list[Annotation],
+        colors: dict[int, str],
+        run_colors: dict[int, str] | None = None,
+        names: dict[int, str] | None = None,
     ) -> None:
         """Replace the shown annotations (already filtered by label/source visibility); keeps selection.
 
         Human shapes take their label's colour (`colors` by label id); predictions their run's, when
-        `run_colors` (by run id) names one, so two models are told apart at a glance.
+        `run_colors` (by run id) names one, so two models are told apart at a glance. `names` (by label id)
+        are written on the shapes while `style.show_labels` is on.
         """
         for item in self.items_by_id.values():
             self.scene().removeItem(item)
@@ -306,7 +359,8 @@ class Canvas(QGraphicsView):
         for ann in annotations:
             assert ann.id is not None
             color = (run_colors or {}).get(ann.run_id) if ann.run_id is not None else None
-            item = AnnotationItem(ann, color or colors.get(ann.label_id, "#ff00ff"), self.style_)
+            text = (names or {}).get(ann.label_id, "")
+            item = AnnotationItem(ann, color or colors.get(ann.label_id, "#ff00ff"), self.style_, text)
             item.setVisible(self.shapes_visible)
             self.items_by_id[ann.id] = item
             self.scene().addItem(item)
@@ -315,6 +369,12 @@ class Canvas(QGraphicsView):
 
     def set_fill_opacity(self, opacity: float) -> None:
         self.style_.fill_opacity = opacity
+        self.viewport().update()
+
+    def set_show_labels(self, show: bool) -> None:
+        self.style_.show_labels = show
+        for item in self.items_by_id.values():
+            item.prepareGeometryChange()
         self.viewport().update()
 
     def set_shapes_visible(self, visible: bool) -> None:
@@ -364,14 +424,23 @@ class Canvas(QGraphicsView):
         return self.transform().m11()
 
     def set_zoom(self, factor: float) -> None:
+        self.fitted = False
         factor = min(MAX_ZOOM, max(MIN_ZOOM, factor))
         self.setTransform(self.transform().fromScale(factor, factor))
         self._zoomed()
 
     def fit(self) -> None:
+        """Show the whole image, and keep it fitted as the canvas is resized until the person zooms."""
+        self.fitted = True
         if self.image is not None:
             self.fitInView(self.pixmap_item, Qt.AspectRatioMode.KeepAspectRatio)
             self._zoomed()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """Docks settle after the first image is shown: a fitted image stays fitted, not at 97 %."""
+        super().resizeEvent(event)
+        if self.fitted:
+            self.fit()
 
     def screen_zoom(self) -> float:
         """Screen pixels per image pixel: the zoom a person sees (on a 150 % display, 1:1 is zoom 1/1.5)."""
@@ -394,9 +463,12 @@ class Canvas(QGraphicsView):
 
     def view_state(self) -> dict[str, float]:
         center = self.mapToScene(self.viewport().rect().center())
-        return {"zoom": self.zoom(), "x": center.x(), "y": center.y()}
+        return {"zoom": self.zoom(), "x": center.x(), "y": center.y(), "fit": float(self.fitted)}
 
     def restore_view(self, state: dict[str, float]) -> None:
+        if state.get("fit"):
+            self.fit()
+            return
         self.set_zoom(float(state["zoom"]))
         self.centerOn(QPointF(float(state["x"]), float(state["y"])))
 

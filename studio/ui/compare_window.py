@@ -15,7 +15,7 @@ from typing import Any
 
 import cv2
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QImage, QPixmap, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QColor, QImage, QKeyEvent, QKeySequence, QPixmap, QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -48,6 +48,8 @@ from studio.ui.jobs import Job
 from studio.ui.thumbnails import rgb_to_qimage
 
 MAX_RUNS = 4
+SIDE_MIN_WIDTH = 340
+"""The runs, metrics and image lists; the images get the rest of a 1,366 px laptop screen."""
 WORST_COUNT = 50
 METRIC_TITLES = {
     "map": "mAP@[.5:.95]", "map50": "AP50", "map75": "AP75", "map_small": "AP small", "map_medium": "AP medium",
@@ -163,8 +165,10 @@ class CompareWindow(QWidget):
         controls.addWidget(QLabel("IoU"))
         controls.addWidget(self.iou_type)
         controls.addStretch()
-        controls.addWidget(self.export_button)
-        controls.addWidget(self.compare_button)
+        actions = QHBoxLayout()  # a row of their own: the side column is narrow on a 1,366 px screen
+        actions.addStretch()
+        actions.addWidget(self.export_button)
+        actions.addWidget(self.compare_button)
 
         self.metrics = QTableWidget()
         self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -201,11 +205,12 @@ class CompareWindow(QWidget):
         self.side_tabs.addTab(self.image_table, "All images")
 
         side = QWidget()
-        side.setMinimumWidth(470)
+        side.setMinimumWidth(SIDE_MIN_WIDTH)
         side_layout = QVBoxLayout(side)
         side_layout.addWidget(QLabel("Runs"))
         side_layout.addWidget(self.run_list)
         side_layout.addLayout(controls)
+        side_layout.addLayout(actions)
         side_layout.addWidget(self.status)
         side_layout.addWidget(self.metrics)
         side_layout.addWidget(self.side_tabs, 1)
@@ -226,12 +231,19 @@ class CompareWindow(QWidget):
         splitter.addWidget(side)
         splitter.addWidget(self.main_tabs)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([470, 930])
+        splitter.setSizes([SIDE_MIN_WIDTH + 60, 930])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(splitter)
-        self.resize(1400, 860)
+        self.resize(1300, 860)  # its minimum fits a 1,366 px laptop screen
         self._update_compare_button()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        """Esc or Ctrl+W closes the window, as for any secondary window (keys the lists leave alone)."""
+        if event.key() == Qt.Key.Key_Escape or event.matches(QKeySequence.StandardKey.Close):
+            self.close()
+            return
+        super().keyPressEvent(event)
 
     # ---- running the comparison -------------------------------------------------------------------
 
@@ -438,6 +450,11 @@ class CompareWindow(QWidget):
             self.worst_list.setCurrentRow(self.worst_list.currentRow() + 1)
 
     def _open_current(self) -> None:
+        """Send the image to the labelling window and bring that window to the front to fix it."""
         if self.current is not None:
             self.open_media.emit(self.current.media_id)
             self.open_frame.emit(self.current.media_id, self.current.frame)
+            owner = self.parentWidget()
+            if owner is not None:
+                owner.window().raise_()
+                owner.window().activateWindow()

@@ -6,8 +6,8 @@ through the labels panel.
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QGuiApplication, QKeyEvent, QShowEvent
 from PySide6.QtWidgets import QDialog, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from studio.core.types import Label
@@ -31,6 +31,7 @@ class LabelChooser(QDialog):
         self.labels = ordered_labels(labels, recent)
         self.recent = set(recent)
         self.chosen_name: str | None = None
+        self._anchor: QPoint | None = None
         self.search = QLineEdit(placeholderText="Search or type a new label, Enter to pick")
         self.list = QListWidget()
         layout = QVBoxLayout(self)
@@ -43,6 +44,29 @@ class LabelChooser(QDialog):
         self.list.itemActivated.connect(self._pick)
         self.list.itemClicked.connect(self._pick)
         self._fill("")
+
+    def place_near(self, point: QPoint) -> None:
+        """Open at `point` (the cursor), moved up or left as needed to stay wholly on its screen."""
+        self._anchor = point
+        self._keep_on_screen()
+
+    def _keep_on_screen(self) -> None:
+        point = self._anchor
+        if point is None:
+            return
+        screen = QGuiApplication.screenAt(point) or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        size = self.frameGeometry().size().expandedTo(self.size())
+        x = min(max(point.x(), area.left()), area.right() - size.width() + 1)
+        y = min(max(point.y(), area.top()), area.bottom() - size.height() + 1)
+        self.move(x, y)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Typing goes to the search box at once: a popup does not get the keyboard focus by itself."""
+        super().showEvent(event)
+        self._keep_on_screen()  # the final size is known only now
+        self.activateWindow()
+        self.search.setFocus(Qt.FocusReason.PopupFocusReason)
 
     def _fill(self, text: str) -> None:
         self.list.clear()

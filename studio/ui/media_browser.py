@@ -51,8 +51,9 @@ MEDIA_ROLE = Qt.ItemDataRole.UserRole + 2
 
 _REVIEW_STATES: tuple[ReviewState, ...] = get_args(ReviewState)
 _LIST_ICON = 40
-_GRID_ICON = 128
-_GRID_CELL = QSize(_GRID_ICON + 24, _GRID_ICON + 30)
+_GRID_ICON = 96
+"""Two or more columns fit the Media dock at its default width (280 px)."""
+_GRID_CELL = QSize(_GRID_ICON + 16, _GRID_ICON + 30)
 _REVIEW_COLORS: dict[str, str] = {"in_progress": "#edc948", "done": "#59a14f", "rejected": "#e15759"}
 _FILTER_DELAY_MS = 200  # typing in the name box re-queries once the user pauses
 
@@ -422,7 +423,8 @@ class MediaBrowser(QWidget):
         )
 
     def _apply_filters(self) -> None:
-        current = self.current_media_id()
+        # the media shown on the canvas stays current, also after a filter that had hidden it
+        current = self.current_media_id() if self.current_media_id() is not None else self._last_emitted
         self.model.set_filter(self._filter_from_widgets())
         if current is not None:
             self.select_media(current)
@@ -435,6 +437,8 @@ class MediaBrowser(QWidget):
         shown = self.model.rowCount()
         if self.model.media_filter == MediaFilter():
             self.count_label.setText(f"{shown:,} media")
+        elif shown == 0:
+            self.count_label.setText(f"No media match these filters (of {project.count_media():,})")
         else:
             self.count_label.setText(f"{shown:,} of {project.count_media():,} media")
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QThreadPool, Signal, Slot
+from PySide6.QtCore import Qt, QThreadPool, Signal, Slot
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
@@ -45,7 +46,9 @@ class ModelPanel(QDockWidget):
     """Id of a run that completed or was cancelled (its predictions are stored)."""
     run_failed = Signal(str)
 
-    def __init__(self, project: Project, parent: QWidget | None = None) -> None:
+    def __init__(self, project: Project, parent: QWidget | None = None, *, lazy: bool = False) -> None:
+        """With `lazy`, the plugins are looked up when the dock is first shown (it opens as a hidden tab,
+        and finding entry points costs a noticeable part of a second at window start)."""
         super().__init__("Model", parent)
         self.setObjectName("model_panel")
         self.project = project
@@ -53,14 +56,14 @@ class ModelPanel(QDockWidget):
         self.selection: list[int] = []
         self.worker: _Worker | None = None
         self.meter: ProgressMeter | None = None
-        self.specs: list[PluginSpec] = all_plugins(task="detect")
+        self.specs: list[PluginSpec] = []
+        self._plugins_loaded = False
 
         self.plugin = QComboBox()
-        for spec in self.specs:
-            self.plugin.addItem(spec.title, spec.id)
-        broken = broken_plugins()
-        self.plugin.setToolTip("\n".join(f"{name}: {error}" for name, error in broken.items()) or "detector plugins")
+        self.plugin.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.plugin.setMinimumContentsLength(12)  # long titles elide in a narrow dock; the tooltip has them whole
         self.weights = QLineEdit()
+        self.weights.textChanged.connect(self.weights.setToolTip)  # a long path is cut in the field
         self.weights.setPlaceholderText("default weights, an official name, or a file")
         self.browse = QPushButton("Browse…")
         self.device = QComboBox()
@@ -77,15 +80,15 @@ class ModelPanel(QDockWidget):
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
         self.progress = QProgressBar()
+        self.progress.hide()  # shown (busy, then counting) only while a run is going
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
-        weights_row = QHBoxLayout()
-        weights_row.addWidget(self.weights, 1)
-        weights_row.addWidget(self.browse)
         form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Model", self.plugin)
-        form.addRow("Weights", weights_row)
+        form.addRow("Weights", self.weights)
+        form.addRow("", self.browse)
         form.addRow("Device", self.device)
         form.addRow("Confidence", self.conf)
         form.addRow("IoU", self.iou)
@@ -109,7 +112,25 @@ class ModelPanel(QDockWidget):
         self.browse.clicked.connect(self.choose_weights_file)
         self.run_button.clicked.connect(self.start)
         self.cancel_button.clicked.connect(self.cancel)
+        if not lazy:
+            self.load_plugins()
+
+    def load_plugins(self) -> None:
+        """List the detector plugins (once); broken ones are named in the tooltip."""
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        self.specs = all_plugins(task="detect")
+        for spec in self.specs:
+            self.plugin.addItem(spec.title, spec.id)
+            self.plugin.setItemData(self.plugin.count() - 1, spec.title, Qt.ItemDataRole.ToolTipRole)
+        broken = broken_plugins()
+        self.plugin.setToolTip("\n".join(f"{name}: {error}" for name, error in broken.items()) or "detector plugins")
         self._on_plugin_changed()
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        self.load_plugins()
 
     # ---- what the window tells the panel -----------------------------------------------------------
 
@@ -184,6 +205,7 @@ class ModelPanel(QDockWidget):
     def start(self) -> None:
         if self.worker is not None:
             return
+        self.load_plugins()
         try:
             arguments = self.arguments()
         except StudioError as exc:
@@ -202,6 +224,7 @@ class ModelPanel(QDockWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.progress.setRange(0, 0)  # busy until the model has loaded and the first batch is done
+        self.progress.show()
         self.status.setText(f"loading {arguments['plugin_id']}…")
         QThreadPool.globalInstance().start(self.worker)
 
@@ -245,5 +268,6 @@ class ModelPanel(QDockWidget):
         self.meter = None
         self.run_button.setEnabled(self.spec() is not None)
         self.cancel_button.setEnabled(False)
+        self.progress.hide()  # no "0%" under a finished run
         self.progress.setRange(0, 1)
         self.progress.setValue(0)

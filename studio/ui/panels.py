@@ -141,7 +141,10 @@ class AnnotationsPanel(QWidget):
                 source = "" if ann.run_id is None else f"  [{run_names.get(ann.run_id, ann.run_id)}]"
                 score = "" if ann.score is None else f"  {ann.score:.2f}"
                 name = label.name if label else f"label {ann.label_id}"
-                item = QListWidgetItem(swatch(label.color if label else "#888888"), f"{name}  {ann.shape.kind}{score}{source}")
+                x, y, w, h = ann.shape.bbox()
+                # two shapes of one label differ by id and place: "#12 cat  box 40x30 at (10, 20)"
+                text = f"#{ann.id} {name}  {ann.shape.kind} {w:.0f}x{h:.0f} at ({x:.0f}, {y:.0f}){score}{source}"
+                item = QListWidgetItem(swatch(label.color if label else "#888888"), text)
                 item.setData(ID_ROLE, ann.id)
                 self.list.addItem(item)
         finally:

@@ -26,12 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.core.types import PALETTE, Annotation, ModelRun
+from studio.core.types import Annotation, ModelRun
 from studio.db.project import Project
 from studio.jobs.accept import accept_predictions, undo_accept
+from studio.session import Session
 
-COLORS_SETTING = "run_colors"
-"""Project setting: {run id (as text): "#rrggbb"}, so a run keeps its colour across sessions."""
 SLIDER_STEPS = 100
 
 
@@ -62,22 +61,25 @@ class AcceptPredictions(QUndoCommand):
 
 
 class RunsPanel(QDockWidget):
-    """Self-contained dock over a Project; call `refresh()` after a run was added (e.g. on `run_finished`)."""
+    """A view over the session's runs: which are shown, their colours and thresholds live in the Session.
+
+    Call `refresh()` after a run was added (e.g. on `run_finished`).
+    """
 
     visibility_changed = Signal()
-    """Which runs are shown changed: re-read `visible_runs()`."""
+    """Which runs are shown changed (the session's `visible_runs`)."""
     threshold_changed = Signal(int, float)
     """A run's lowest shown score changed (run id, threshold)."""
     color_changed = Signal(int, str)
     annotations_changed = Signal()
     """Human annotations were added or removed by an accept (or its undo/redo)."""
 
-    def __init__(self, project: Project, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, undo_stack: QUndoStack | None = None, parent: QWidget | None = None) -> None:
         super().__init__("Runs", parent)
         self.setObjectName("runs_panel")
-        self.project = project
+        self.session = session
+        self.project: Project = session.require()
         self.undo_stack = undo_stack or QUndoStack(self)
-        self.thresholds: dict[int, float] = {}
         self.selected_annotations: list[int] = []
 
         self.list = QListWidget()
@@ -124,25 +126,32 @@ class RunsPanel(QDockWidget):
         # signal to signal: Qt drops the connection when this panel is deleted (a lambda would outlive it
         # and fire on a dead panel after the window switched projects, sharing its undo stack)
         self.undo_stack.indexChanged.connect(self.annotations_changed)
+        session.events.visible_runs.connect(self._on_session_visibility)
+        session.events.run_colors.connect(self.refresh)
+        session.events.selection.connect(self.set_selected_annotations)
         self.refresh()
+
+    def detach(self) -> None:
+        """Stop observing the session (before the window drops this panel)."""
+        self.session.events.visible_runs.disconnect(self._on_session_visibility)
+        self.session.events.run_colors.disconnect(self.refresh)
+        self.session.events.selection.disconnect(self.set_selected_annotations)
 
     # ---- the list of runs --------------------------------------------------------------------------
 
     def colors(self) -> dict[int, str]:
-        stored = self.project.get_setting(COLORS_SETTING, {}) or {}
-        return {run.id: stored.get(str(run.id), PALETTE[(run.id * 3) % len(PALETTE)]) for run in self.project.runs()}
+        return dict(self.session.run_colors)
 
-    @Slot()
-    def refresh(self) -> None:
-        """Re-list the runs, keeping which are visible and which is current."""
-        visible = set(self.visible_runs())
+    def refresh(self, *_changed: object) -> None:
+        """Re-list the runs, keeping which is current."""
+        visible = self.session.visible_runs
         current = self.current_run_id()
         colors = self.colors()
         self.list.blockSignals(True)
         self.list.clear()
         for run in reversed(self.project.runs()):  # newest first
             count = run.stats.get("predictions", 0)
-            item = QListWidgetItem(_swatch(colors[run.id]), f"{run.name}  ({run.status}, {count})")
+            item = QListWidgetItem(_swatch(colors.get(run.id, "#888888")), f"{run.name}  ({run.status}, {count})")
             item.setData(Qt.ItemDataRole.UserRole, run.id)
             item.setToolTip(self._describe(run))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
@@ -167,23 +176,29 @@ class RunsPanel(QDockWidget):
         return [self.list.item(i) for i in range(self.list.count())]
 
     def visible_runs(self) -> list[int]:
-        return [i.data(Qt.ItemDataRole.UserRole) for i in self._items() if i.checkState() == Qt.CheckState.Checked]
+        return sorted(self.session.visible_runs)
 
     def set_visible(self, run_id: int, visible: bool) -> None:
+        self.session.set_source_visible(run_id, visible)
+
+    def _on_session_visibility(self, visible: frozenset[int]) -> None:
+        self.list.blockSignals(True)
         for item in self._items():
-            if item.data(Qt.ItemDataRole.UserRole) == run_id:
-                item.setCheckState(Qt.CheckState.Checked if visible else Qt.CheckState.Unchecked)
+            shown = item.data(Qt.ItemDataRole.UserRole) in visible
+            item.setCheckState(Qt.CheckState.Checked if shown else Qt.CheckState.Unchecked)
+        self.list.blockSignals(False)
+        self.visibility_changed.emit()
 
     def current_run_id(self) -> int | None:
         item = self.list.currentItem()
         return None if item is None else int(item.data(Qt.ItemDataRole.UserRole))
 
     def threshold(self, run_id: int) -> float:
-        return self.thresholds.get(run_id, 0.0)
+        return self.session.run_thresholds.get(run_id, 0.0)
 
     @Slot(QListWidgetItem)
-    def _on_item_changed(self, _item: QListWidgetItem) -> None:
-        self.visibility_changed.emit()
+    def _on_item_changed(self, item: QListWidgetItem) -> None:
+        self.set_visible(item.data(Qt.ItemDataRole.UserRole), item.checkState() == Qt.CheckState.Checked)
 
     @Slot()
     def _on_current_changed(self, *_args: object) -> None:
@@ -191,7 +206,7 @@ class RunsPanel(QDockWidget):
         has_run = run_id is not None
         for widget in (self.slider, self.accept_above, self.accept_class, self.color_button, self.delete_button):
             widget.setEnabled(has_run)
-        self.accept_one.setEnabled(has_run and bool(self.selected_annotations))
+        self._enable_accept_one()
         self.class_choice.clear()
         if run_id is None:
             return
@@ -209,9 +224,9 @@ class RunsPanel(QDockWidget):
         run_id = self.current_run_id()
         if run_id is None:
             return
-        self.thresholds[run_id] = value / SLIDER_STEPS
-        self.threshold_label.setText(f"score ≥ {self.thresholds[run_id]:.2f}")
-        self.threshold_changed.emit(run_id, self.thresholds[run_id])
+        self.session.set_run_threshold(run_id, value / SLIDER_STEPS)
+        self.threshold_label.setText(f"score ≥ {self.threshold(run_id):.2f}")
+        self.threshold_changed.emit(run_id, self.threshold(run_id))
 
     @Slot()
     def choose_color(self) -> None:
@@ -223,10 +238,7 @@ class RunsPanel(QDockWidget):
             self.set_color(run_id, chosen.name())
 
     def set_color(self, run_id: int, color: str) -> None:
-        stored = dict(self.project.get_setting(COLORS_SETTING, {}) or {})
-        stored[str(run_id)] = color
-        self.project.set_setting(COLORS_SETTING, stored)
-        self.refresh()
+        self.session.set_run_color(run_id, color)  # the session tells this panel and the canvas
         self.color_changed.emit(run_id, color)
 
     @Slot()
@@ -239,15 +251,20 @@ class RunsPanel(QDockWidget):
         if answer != QMessageBox.StandardButton.Yes:
             return
         self.project.delete_run(run_id)  # accepted copies are human annotations: they and their undo stay valid
-        self.refresh()
-        self.visibility_changed.emit()
+        self.session.reload_runs()
 
     # ---- accepting ---------------------------------------------------------------------------------
 
     def set_selected_annotations(self, annotation_ids: Sequence[int]) -> None:
-        """The canvas selection (prediction ids of the current run are what "Accept selected" takes)."""
+        """The canvas selection: its predictions of the current run are what "Accept selected" takes."""
         self.selected_annotations = list(annotation_ids)
-        self.accept_one.setEnabled(self.current_run_id() is not None and bool(self.selected_annotations))
+        self._enable_accept_one()
+
+    def _enable_accept_one(self) -> None:
+        run_id = self.current_run_id()
+        chosen = set(self.selected_annotations)
+        predictions = [a for a in self.session.annotations if a.id in chosen and a.run_id == run_id]
+        self.accept_one.setEnabled(run_id is not None and bool(predictions))
 
     def _accept(self, text: str, **filters: object) -> list[Annotation]:
         run_id = self.current_run_id()

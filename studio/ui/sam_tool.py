@@ -18,7 +18,6 @@ the window's undoable AddAnnotations command so Ctrl+Z after Enter removes the a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -30,6 +29,7 @@ from studio.core.geometry import encode_mask, mask_to_polygon
 from studio.core.shapes import Box
 from studio.core.types import Annotation, Media
 from studio.db.project import Project
+from studio.models.click_segmentation import Click, predict_prompts
 from studio.models.embedding_cache import EmbeddingCache
 from studio.models.protocols import MaskCandidate, Segmenter
 
@@ -37,13 +37,6 @@ DRAG_PIXELS = 4.0
 """A press and release farther apart than this is a box drag, not a click."""
 
 Output = Literal["mask", "polygon"]
-
-
-@dataclass(frozen=True, slots=True)
-class ToolClick:
-    x: float
-    y: float
-    positive: bool
 
 
 class _Signals(QObject):
@@ -76,6 +69,10 @@ class SamTool(QObject):
     """(mask (H, W) bool or None, index of the shown candidate, its predicted IoU)."""
     encoding_changed = Signal(bool)
     """True while the image encoder runs for the current image (show "encoding…")."""
+    prompts_changed = Signal()
+    """A click or box was added or removed: paint the markers now, before the masks come back."""
+    busy_changed = Signal(bool)
+    """True while the masks for the newest prompts are being computed."""
     accepted = Signal(object)
     """The stored Annotation after Enter."""
     failed = Signal(str)
@@ -106,7 +103,7 @@ class SamTool(QObject):
         self._media: Media | None = None
         self._frame = 0
         self._image: np.ndarray | None = None
-        self._clicks: list[ToolClick] = []
+        self._clicks: list[Click] = []
         self._box: Box | None = None
         self._press: tuple[float, float, bool] | None = None
         self._candidates: list[MaskCandidate] = []
@@ -124,7 +121,7 @@ class SamTool(QObject):
     # ---- state the canvas reads --------------------------------------------------------------------
 
     @property
-    def clicks(self) -> list[ToolClick]:
+    def clicks(self) -> list[Click]:
         return list(self._clicks)
 
     @property
@@ -165,11 +162,13 @@ class SamTool(QObject):
     # ---- prompts -----------------------------------------------------------------------------------
 
     def add_click(self, x: float, y: float, *, positive: bool = True) -> None:
-        self._clicks.append(ToolClick(x, y, positive))
+        self._clicks.append(Click(x, y, positive))
+        self.prompts_changed.emit()
         self._request()
 
     def set_box(self, x1: float, y1: float, x2: float, y2: float) -> None:
         self._box = Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+        self.prompts_changed.emit()
         self._request()
 
     def undo_click(self) -> bool:
@@ -180,6 +179,7 @@ class SamTool(QObject):
             self._box = None
         else:
             return False
+        self.prompts_changed.emit()
         self._request()
         return True
 
@@ -260,23 +260,18 @@ class SamTool(QObject):
             return
         if not self._clicks and self._box is None:
             self._candidates, self._index = [], 0
+            self.busy_changed.emit(False)
             self._emit_preview()
             return
         clicks, box = list(self._clicks), self._box
+        self.busy_changed.emit(True)
 
         def work() -> None:
             if generation != self._generation:
                 return  # superseded while queued: skip the decoder entirely
             encoded = self._encoded
             embedding = encoded[1] if encoded and encoded[0] == image_generation else self._embedding(image)
-            candidates = self.segmenter.predict(
-                embedding,
-                points=np.array([(c.x, c.y) for c in clicks], dtype=np.float64) if clicks else None,
-                point_labels=np.array([int(c.positive) for c in clicks]) if clicks else None,
-                box=box,
-                multimask=len(clicks) <= 1,  # one click is ambiguous; more clicks refine one mask
-            )
-            self._signals.predicted.emit(generation, sorted(candidates, key=lambda c: c.score, reverse=True))
+            self._signals.predicted.emit(generation, predict_prompts(self.segmenter, embedding, clicks, box))
 
         self.pool.start(_Task(work, lambda message: self._signals.failed.emit(generation, message)))
 
@@ -289,6 +284,7 @@ class SamTool(QObject):
     def _on_predicted(self, generation: int, candidates: list[MaskCandidate]) -> None:
         if generation != self._generation:
             return  # a newer click or another image came in meanwhile
+        self.busy_changed.emit(False)
         self._candidates, self._index = candidates, 0
         self._emit_preview()
 
@@ -301,6 +297,7 @@ class SamTool(QObject):
     @Slot(int, str)
     def _on_failed(self, generation: int, message: str) -> None:
         if generation == self._generation:
+            self.busy_changed.emit(False)
             self.failed.emit(message)
 
     def _emit_preview(self) -> None:

@@ -112,11 +112,15 @@ class VideoControls(QWidget):
         self._media: Media | None = None
         self._frame = 0
         style = self.style()
-        self.step_back_button = QToolButton(toolTip="Previous frame")
+        self.previous_key_button = QToolButton(toolTip="Previous keyframe (a frame with annotations)")
+        self.previous_key_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaSkipBackward))
+        self.next_key_button = QToolButton(toolTip="Next keyframe (a frame with annotations)")
+        self.next_key_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaSkipForward))
+        self.step_back_button = QToolButton(toolTip="Previous frame (,)")
         self.step_back_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekBackward))
         self.play_button = QToolButton(toolTip="Play / pause", checkable=True)
         self.play_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaPlay))
-        self.step_forward_button = QToolButton(toolTip="Next frame")
+        self.step_forward_button = QToolButton(toolTip="Next frame (.)")
         self.step_forward_button.setIcon(style.standardIcon(QStyle.StandardPixmap.SP_MediaSeekForward))
         self.timeline = Timeline()
         self.timeline.setToolTip("Frame (ticks mark frames with annotations)")
@@ -128,15 +132,19 @@ class VideoControls(QWidget):
 
         layout = QHBoxLayout(self)
         layout.setContentsMargins(4, 2, 4, 2)
+        layout.addWidget(self.previous_key_button)
         layout.addWidget(self.step_back_button)
         layout.addWidget(self.play_button)
         layout.addWidget(self.step_forward_button)
+        layout.addWidget(self.next_key_button)
         layout.addWidget(self.timeline, 1)
         layout.addWidget(self.jump_box)
         layout.addWidget(self.time_label)
 
         self.step_back_button.clicked.connect(lambda: self.step(-1))
         self.step_forward_button.clicked.connect(lambda: self.step(+1))
+        self.previous_key_button.clicked.connect(lambda: self.jump_keyframe(-1))
+        self.next_key_button.clicked.connect(lambda: self.jump_keyframe(+1))
         self.play_button.toggled.connect(self._on_play_toggled)
         self.timeline.valueChanged.connect(self.set_frame)
         self.jump_box.valueChanged.connect(self.set_frame)
@@ -184,6 +192,16 @@ class VideoControls(QWidget):
 
     def step(self, delta: int) -> None:
         self.set_frame(self._frame + delta)
+
+    def jump_keyframe(self, direction: int) -> None:
+        """Go to the nearest keyframe after (direction > 0) or before the current frame, if there is one."""
+        keyframes = self.timeline.keyframes
+        if direction > 0:
+            target = next((f for f in keyframes if f > self._frame), None)
+        else:
+            target = next((f for f in reversed(keyframes) if f < self._frame), None)
+        if target is not None:
+            self.set_frame(target)
 
     def play(self) -> None:
         self.play_button.setChecked(True)

@@ -22,10 +22,24 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_orm_schema_equals_what_the_migrations_build(project: Project) -> None:
-    with project.engine.connect() as conn:
+def test_orm_schema_equals_what_the_migrations_build(tmp_path: Path) -> None:
+    engine = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+    migrate.upgrade(engine)  # an empty database: every migration from the first
+    with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
     assert diff == []
+    engine.dispose()
+
+
+def test_a_new_project_is_built_from_the_orm_at_the_head_and_opens_without_migrating(tmp_path: Path) -> None:
+    with Project.create(tmp_path / "new") as project:
+        assert migrate.current_revision(project.engine) == migrate.SCHEMA_HEAD
+        with project.engine.connect() as conn:
+            diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), Base.metadata)
+        assert diff == []
+        project.ensure_label("cat")
+    with Project.open(tmp_path / "new") as project:
+        assert [label.name for label in project.labels()] == ["cat"]
 
 
 def test_schema_head_constant_is_the_migrations_head() -> None:

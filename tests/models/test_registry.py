@@ -94,8 +94,9 @@ def test_studio_models_json_lists_plugins_and_weights(capsys):
 def test_studio_help_imports_no_model_library():
     code = (
         "import sys\n"
+        "from studio.app.main import COMMAND_MODULES\n"
         "from studio.cli.main import build_parser\n"
-        "build_parser().format_help()\n"
+        "build_parser(COMMAND_MODULES).format_help()\n"
         "heavy = sorted(m for m in ('torch', 'ultralytics', 'cv2', 'open_clip', 'PySide6') if m in sys.modules)\n"
         "print(','.join(heavy))\n"
     )
@@ -109,3 +110,4 @@ def test_auto_device_respects_what_a_plugin_supports(monkeypatch):
     assert registry.device_for(spec, None) == "cpu" and registry.device_for(spec, "auto") == "cpu"  # best GPU unsupported
     with pytest.raises(StudioError, match="cpu-only runs on cpu, not on cuda"):
         registry.device_for(spec, "cuda")  # an explicit request is not silently changed
+

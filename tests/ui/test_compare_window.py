@@ -125,3 +125,14 @@ def test_screenshot(compared: CompareWindow, tmp_path: Path) -> None:
     path = tmp_path / "compare.png"
     assert compared.grab().save(str(path))
     assert path.stat().st_size > 10_000
+
+
+def test_the_window_fits_a_1366_px_screen_and_closes_with_escape_or_ctrl_w(compared: CompareWindow, qtbot):
+    assert compared.minimumSizeHint().width() <= 1366 - 20  # a laptop screen, less the window frame
+    for key, modifier in ((Qt.Key.Key_Escape, Qt.KeyboardModifier.NoModifier), (Qt.Key.Key_W, Qt.KeyboardModifier.ControlModifier)):
+        compared.show()
+        compared.activateWindow()
+        qtbot.waitUntil(compared.isVisible)
+        qtbot.keyClick(compared, key, modifier)
+        qtbot.waitUntil(lambda: not compared.isVisible())
+    compared.show()

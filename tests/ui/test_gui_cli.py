@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from studio.cli.main import main
+from studio.app.main import main
 from studio.db import Project
 
 pytest_plugins = ("gui_helpers",)  # isolated settings
@@ -42,8 +42,8 @@ def test_gui_on_a_missing_project_fails_with_one_line(tmp_path, capsys):
 
 
 def test_studio_alone_opens_the_last_project_else_the_demo(tmp_path, monkeypatch):
-    from studio.cli import gui_commands
-    from studio.ui import app_settings
+    from studio.app import gui_commands
+    from studio.session import app_settings
 
     opened: list = []
 

@@ -32,7 +32,7 @@ def test_drawing_a_box_stores_it_and_undo_redo_follow(make_window):
     assert isinstance(ann.shape, Box)
     # mouse positions are whole screen pixels: at a fitted zoom they land within a pixel of the target
     assert (ann.shape.x1, ann.shape.y1, ann.shape.x2, ann.shape.y2) == pytest.approx((20, 30, 90, 100), abs=1)
-    assert ann.label_id == window.current_label_id
+    assert ann.label_id == window.session.current_label_id
     assert window.saved_label.text().startswith("Saved")
     assert [a.id for a in window.annotations] == [ann.id]
 
@@ -148,7 +148,7 @@ def test_delete_then_undo_brings_back_the_same_annotation(make_window, qtbot):
 
 def test_number_keys_pick_the_label_and_relabel_the_selection(make_window, qtbot):
     window = make_window()
-    cat, dog = window.labels
+    cat, dog = window.session.labels
     window.set_tool("box")
     drag(window.canvas, (10, 10), (60, 60))
     assert stored(window)[0].label_id == cat.id
@@ -156,7 +156,7 @@ def test_number_keys_pick_the_label_and_relabel_the_selection(make_window, qtbot
     click(window.canvas, (30, 30))
     qtbot.keyClick(window.canvas, Qt.Key.Key_2)
     assert stored(window)[0].label_id == dog.id
-    assert window.current_label_id == dog.id
+    assert window.session.current_label_id == dog.id
 
 
 def test_reopened_project_shows_the_same_annotations_last_image_and_view(make_window, qtbot, tmp_path):
@@ -281,7 +281,7 @@ def test_predictions_of_a_run_show_when_its_source_is_on_and_above_the_threshold
     window = make_window()
     project = window.project
     run = project.create_run("test-detector", name="detector run")
-    label = window.labels[0]
+    label = window.session.labels[0]
     for score in (0.3, 0.95):
         project.add_annotation(
             Annotation(media_id=window.media.id, label_id=label.id, shape=Box(5, 5, 40, 40), run_id=run.id, score=score)
@@ -404,17 +404,17 @@ def test_label_panel_renames_and_merges_labels_through_the_project(make_window, 
     from PySide6.QtWidgets import QInputDialog
 
     window = make_window()
-    cat, dog = window.labels
+    cat, dog = window.session.labels
     window.set_tool("box")
     drag(window.canvas, (10, 10), (60, 60))  # a "cat" box
     monkeypatch.setattr(QInputDialog, "getText", lambda *args, **kwargs: ("kitten", True))
     window.rename_label_dialog(cat.id)
-    assert [label.name for label in window.labels] == ["kitten", "dog"]
+    assert [label.name for label in window.session.labels] == ["kitten", "dog"]
     assert "kitten" in window.labels_panel.list.item(0).text()
 
     monkeypatch.setattr(QInputDialog, "getItem", lambda *args, **kwargs: ("dog", True))
     window.merge_label_dialog(cat.id)
-    assert [label.name for label in window.labels] == ["dog"]
+    assert [label.name for label in window.session.labels] == ["dog"]
     assert stored(window)[0].label_id == dog.id
     assert window.annotations[0].label_id == dog.id  # the canvas shows the merged label at once
 
@@ -429,7 +429,7 @@ def test_without_labels_the_chooser_asks_and_a_typed_name_becomes_a_label(make_w
         for label in project.labels():
             project.delete_label(label.id)
     window = make_window(root)
-    assert window.current_label_id is None
+    assert window.session.current_label_id is None
 
     def choose_tree(chooser: LabelChooser) -> int:
         chooser.chosen_name = "tree"
@@ -440,4 +440,4 @@ def test_without_labels_the_chooser_asks_and_a_typed_name_becomes_a_label(make_w
     drag(window.canvas, (10, 10), (60, 60))
     [ann] = stored(window)
     assert window.label_map()[ann.label_id].name == "tree"
-    assert window.current_label_id == ann.label_id  # the next shape gets it without asking
+    assert window.session.current_label_id == ann.label_id  # the next shape gets it without asking

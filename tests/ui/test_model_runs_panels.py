@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from studio.core.shapes import Box
 from studio.io.media import add_paths
@@ -64,7 +65,8 @@ def test_model_panel_runs_all_media_and_reports_the_run(qtbot, project, media, d
         panel.run_button.click()
     run = project.get_run(finished.args[0])
     assert run.status == "complete" and run.stats["items"] == 4
-    assert panel.progress.value() == 0 and panel.run_button.isEnabled() and "complete" in panel.status.text()
+    assert panel.run_button.isEnabled() and "complete" in panel.status.text()
+    assert panel.progress.isHidden()  # no "0%" left under a finished run
 
 
 def test_model_panel_cancel_keeps_a_partial_run(qtbot, project, media, detector):
@@ -99,10 +101,13 @@ def test_model_panel_explains_an_impossible_scope(qtbot, project, media, detecto
 
 def test_runs_panel_visibility_threshold_colour_accept_and_undo(qtbot, project, media, detector):
     from studio.jobs.predict import run_detection
+    from studio.session import Session
     from studio.ui.runs_panel import RunsPanel
 
     run = run_detection(project, "fake", conf=0.0, device="cpu")
-    panel = RunsPanel(project)
+    session = Session()
+    session.open(project)
+    panel = RunsPanel(session)
     qtbot.addWidget(panel)
     assert panel.list.count() == 1 and panel.visible_runs() == []
     with qtbot.waitSignal(panel.visibility_changed):
@@ -130,3 +135,21 @@ def test_runs_panel_visibility_threshold_colour_accept_and_undo(qtbot, project, 
         panel.set_color(run.id, "#123456")
     assert panel.colors()[run.id] == "#123456"
     assert panel.visible_runs() == [run.id]  # a refresh keeps what was shown
+
+
+def test_model_panel_shows_a_busy_bar_while_the_model_loads_and_names_fit(qtbot, project, media, detector):
+    from studio.ui.model_panel import ModelPanel
+
+    panel = ModelPanel(project)
+    qtbot.addWidget(panel)
+    panel.resize(260, 500)
+    panel.show()
+    panel.scope.setCurrentText("all media")
+    detector.gate.clear()
+    with qtbot.waitSignal(panel.run_finished, timeout=20000):
+        panel.run_button.click()
+        assert panel.progress.isVisible() and panel.progress.maximum() == 0  # busy, not a frozen 0%
+        detector.gate.set()
+    panel.weights.setText("/a/very/long/folder/name/that/does/not/fit/weights.pt")
+    assert panel.weights.toolTip().endswith("weights.pt")  # the whole path is one hover away
+    assert panel.plugin.itemData(0, Qt.ItemDataRole.ToolTipRole) == panel.plugin.itemText(0)

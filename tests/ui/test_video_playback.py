@@ -146,3 +146,17 @@ def test_unreadable_video_reports_failure(qtbot, project: Project, reader: Frame
         reader.request(project, broken, 3)
     assert blocker.args[:2] == [broken.id, 3]
     assert "broken.mp4" in blocker.args[2]
+
+
+def test_skip_buttons_jump_between_keyframes_not_frames(controls: VideoControls):
+    assert controls.timeline.keyframes == [3, 17, 30]
+    controls.next_key_button.click()
+    assert controls.frame == 3
+    controls.next_key_button.click()
+    assert controls.frame == 17
+    controls.previous_key_button.click()
+    assert controls.frame == 3
+    controls.previous_key_button.click()
+    assert controls.frame == 3  # no keyframe before the first: stays
+    controls.step_forward_button.click()
+    assert controls.frame == 4

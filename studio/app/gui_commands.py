@@ -1,13 +1,12 @@
 """`studio` (no command), `studio demo` and `studio gui`: open the labelling window.
 
-The CLI layer may not import Qt (import-linter contract), and `studio --help` must stay fast, so the
-GUI package is loaded by name with importlib only when a window is really wanted.
+Part of the application layer (above studio.ui and studio.cli): the GUI is imported inside the
+handlers, so `studio --help` stays fast and never loads Qt.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 from pathlib import Path
 
 
@@ -25,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_gui(project: object, screenshot: Path | None) -> int:
-    app = importlib.import_module("studio.ui.app")  # by name: see the module docstring
-    code = int(app.run(project, screenshot=screenshot))
+    from studio.ui.app import run
+
+    code = int(run(project, screenshot=screenshot))
     if screenshot is not None:
         print(f"wrote {screenshot}")
     return code
@@ -54,8 +54,8 @@ def cmd_start(_args: argparse.Namespace) -> int:
     """`studio` alone: the last project opened, else the demo project."""
     from studio.db import Project
     from studio.demo import create_demo
+    from studio.session.app_settings import last_project
 
-    settings = importlib.import_module("studio.ui.app_settings")  # Qt-free, but in the GUI package
-    last = settings.last_project()
+    last = last_project()
     project = Project.open(last) if last is not None else create_demo()
     return _run_gui(project, None)

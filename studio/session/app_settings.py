@@ -8,18 +8,14 @@ project itself (Project.set_setting).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
+from studio.core import dirs
+
 
 def config_path() -> Path:
-    base = os.environ.get("STUDIO_CONFIG_DIR")
-    if base:
-        return Path(base) / "settings.json"
-    import platformdirs
-
-    return Path(platformdirs.user_config_dir("studio")) / "settings.json"
+    return dirs.config_dir() / "settings.json"
 
 
 def load() -> dict[str, Any]:

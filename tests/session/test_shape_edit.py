@@ -7,7 +7,7 @@ import pytest
 
 from studio.core.geometry import area, decode_mask, encode_mask
 from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox
-from studio.ui import shape_edit
+from studio.session import shape_edit
 
 SQUARE = Polygon([[(0, 0), (10, 0), (10, 10), (0, 10)]])
 
