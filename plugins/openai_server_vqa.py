@@ -25,7 +25,7 @@ import numpy as np
 
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
-from studio.models.protocols import AskParams, ChatTurn, PluginSpec
+from studio.models.protocols import DEFAULT_ASK_PARAMS, AskParams, ChatTurn, PluginSpec
 from studio.models.vqa import image_data_uri, region_view
 
 API_KEY_ENV = "STUDIO_API_KEY"
@@ -118,7 +118,7 @@ class ChatServerVQA:
         *,
         region: Box | None = None,
         history: Sequence[ChatTurn] = (),
-        params: AskParams = AskParams(),
+        params: AskParams = DEFAULT_ASK_PARAMS,
     ) -> Generator[str, None, None]:
         body: dict[str, Any] = {
             "model": self.model_name,

@@ -20,7 +20,7 @@ import numpy as np
 
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
-from studio.models.protocols import AskParams, ChatTurn, PluginSpec, WeightsFile
+from studio.models.protocols import DEFAULT_ASK_PARAMS, AskParams, ChatTurn, PluginSpec, WeightsFile
 from studio.models.vqa import region_view
 from studio.models.weights import WeightsError
 
@@ -98,7 +98,7 @@ class TransformersVQA:
         *,
         region: Box | None = None,
         history: Sequence[ChatTurn] = (),
-        params: AskParams = AskParams(),
+        params: AskParams = DEFAULT_ASK_PARAMS,
     ) -> Generator[str, None, None]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer, set_seed
 

@@ -24,7 +24,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from studio.core.errors import NotFoundError, ProjectError, StudioError
 from studio.core.shapes import shape_from_json
-from studio.core.types import Annotation, Answer, Label, Media, MediaInfo, ModelRun, ReviewState, RunStatus, default_color
+from studio.core.types import (
+    Annotation,
+    Answer,
+    Label,
+    Media,
+    MediaInfo,
+    ModelRun,
+    ReviewState,
+    RunStatus,
+    default_color,
+)
 from studio.db import migrate
 from studio.db.engine import make_engine
 from studio.db.schema import AnnotationRow, AnswerRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow

@@ -148,6 +148,9 @@ class AskParams:
             raise StudioError(f"region context must lie in 0..4 (a fraction of the box), got {self.context}")
 
 
+DEFAULT_ASK_PARAMS = AskParams()
+
+
 @runtime_checkable
 class VisionQA(Protocol):
     """Answers a question about an image (or a region of it), streaming the answer in pieces.
@@ -166,5 +169,5 @@ class VisionQA(Protocol):
         *,
         region: Box | None = None,
         history: Sequence[ChatTurn] = (),
-        params: AskParams = AskParams(),
+        params: AskParams = DEFAULT_ASK_PARAMS,
     ) -> Generator[str, None, None]: ...
