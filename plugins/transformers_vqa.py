@@ -154,10 +154,11 @@ def load(*, weights: str | None = None, device: str | None = None, dtype: str = 
     if local.exists() and not local.is_dir():
         raise WeightsError(f"{source} is a file; a transformers model is a folder (config.json, weights, processor)")
     local_only = local.is_dir() or _offline()
+    torch_dtype = _dtype(dtype, chosen)
     try:
         processor = AutoProcessor.from_pretrained(str(local) if local.is_dir() else source, local_files_only=local_only)
         model = AutoModelForImageTextToText.from_pretrained(
-            str(local) if local.is_dir() else source, dtype=_dtype(dtype, chosen), local_files_only=local_only
+            str(local) if local.is_dir() else source, dtype=torch_dtype, local_files_only=local_only
         )
     except (OSError, ValueError, KeyError) as exc:
         if local.is_dir():
