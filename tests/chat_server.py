@@ -49,6 +49,8 @@ class ChatServer:
     url: str
     requests: list[dict[str, Any]] = field(default_factory=list)
     headers: list[dict[str, str]] = field(default_factory=list)
+    in_flight: int = 0
+    max_in_flight: int = 0
 
 
 @contextmanager
@@ -63,12 +65,23 @@ def serve(
     client's timeout), malformed (a stream that is not JSON); `delay` seconds between streamed pieces;
     the first `busy_first` requests get HTTP 503."""
     state = {"count": 0}
+    lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *_args: Any) -> None:
             pass
 
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            with lock:
+                server.in_flight += 1
+                server.max_in_flight = max(server.max_in_flight, server.in_flight)
+            try:
+                self._answer()
+            finally:
+                with lock:
+                    server.in_flight -= 1
+
+        def _answer(self) -> None:
             length = int(self.headers.get("Content-Length", 0))
             body = json.loads(self.rfile.read(length))
             server.requests.append(body)
