@@ -9,6 +9,7 @@ stream, one that is busy (503) for the first requests.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -71,7 +72,7 @@ def serve(
         def log_message(self, *_args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        def do_POST(self) -> None:
             with lock:
                 server.in_flight += 1
                 server.max_in_flight = max(server.max_in_flight, server.in_flight)
@@ -121,10 +122,8 @@ def serve(
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up first
                 self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up first (read timeout)
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads = True

@@ -18,7 +18,7 @@ from studio.models.vqa import flat_colour_image
 pytestmark = pytest.mark.timeout(60)
 
 
-def _client(url: str, **options: object):  # noqa: ANN202
+def _client(url: str, **options: object):
     return get_plugin("openai-server").load(base_url=url, model="llava", **options)
 
 

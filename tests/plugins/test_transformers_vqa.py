@@ -6,9 +6,9 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import write_image
 from tiny_vlm import build_tiny_llava
 
-from conftest import write_image
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
 from studio.db import Project
