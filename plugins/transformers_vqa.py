@@ -102,7 +102,7 @@ class TransformersVQA:
     ) -> Generator[str, None, None]:
         from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer, set_seed
 
-        inputs = self.inputs(region_view(image, region, params), question, history)
+        view = region_view(image, region, params)
         stop = threading.Event()
 
         class _StopWhenAsked(StoppingCriteria):
@@ -111,15 +111,17 @@ class TransformersVQA:
 
         tokenizer = getattr(self.processor, "tokenizer", self.processor)
         streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=FIRST_TOKEN_TIMEOUT_S)
-        kwargs = self.generate_kwargs(inputs, params)
-        kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopWhenAsked()]))
         failure: list[BaseException] = []
 
         def run() -> None:
             import torch
 
+            # the processor runs here too, not on the caller's thread: its torch ops would hold up the GUI, and
+            # on a busy CPU torch ran several times slower on the main thread than on a worker (bench/ask.py)
             try:
                 with self._lock, torch.inference_mode():
+                    kwargs = self.generate_kwargs(self.inputs(view, question, history), params)
+                    kwargs.update(streamer=streamer, stopping_criteria=StoppingCriteriaList([_StopWhenAsked()]))
                     if params.seed is not None:
                         set_seed(params.seed)
                     self.model.generate(**kwargs)
@@ -141,6 +143,8 @@ class TransformersVQA:
             stop.set()
             thread.join()
         if failure:
+            if isinstance(failure[0], StudioError):
+                raise failure[0]
             raise StudioError(f"{self.model_name} failed while generating: {failure[0]}") from failure[0]
 
 
