@@ -243,13 +243,15 @@ def load(
     return ChatServerVQA(base_url, model, **options)
 
 
-SPEC = PluginSpec(
-    id="openai-server",
-    family="openai-compatible",
-    task="ask",
-    title="Any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio, hosted APIs)",
-    load=load,
-    devices=("cpu",),
-    needs_weights=False,
-    options={"api_key_env": API_KEY_ENV},
+SPECS = (
+    PluginSpec(
+        id="openai-server",
+        family="openai-compatible",
+        task="ask",
+        title="Any OpenAI-compatible server (Ollama, llama.cpp, vLLM, LM Studio, hosted APIs)",
+        load=load,
+        devices=("cpu",),
+        needs_weights=False,
+        options={"api_key_env": API_KEY_ENV},
+    ),
 )

@@ -176,16 +176,18 @@ def load(*, weights: str | None = None, device: str | None = None, dtype: str = 
     return TransformersVQA(model.to(chosen).eval(), processor, device=chosen, model_name=source)
 
 
-SPEC = PluginSpec(
-    id="transformers-vqa",
-    family="transformers",
-    task="ask",
-    title="Vision-language models through transformers (Qwen2.5-VL, SmolVLM, LLaVA, PaliGemma, ...)",
-    load=load,
-    weights=(
-        WeightsFile(DEFAULT_MODEL, url=f"https://huggingface.co/{DEFAULT_MODEL}",
-                    description="SmolVLM 256M instruct: small enough for a CPU; any image-text-to-text model id works"),
+SPECS = (
+    PluginSpec(
+        id="transformers-vqa",
+        family="transformers",
+        task="ask",
+        title="Vision-language models through transformers (Qwen2.5-VL, SmolVLM, LLaVA, PaliGemma, ...)",
+        load=load,
+        weights=(
+            WeightsFile(DEFAULT_MODEL, url=f"https://huggingface.co/{DEFAULT_MODEL}",
+                        description="SmolVLM 256M instruct: small enough for a CPU; any image-text-to-text model id works"),
+        ),
+        devices=("cpu", "cuda", "mps"),
+        options={"dtypes": list(DTYPES)},
     ),
-    devices=("cpu", "cuda", "mps"),
-    options={"dtypes": list(DTYPES)},
 )

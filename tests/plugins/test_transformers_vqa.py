@@ -68,7 +68,7 @@ def test_cancel_stops_generation_within_a_token(tiny_llava: Path, project: Proje
 
 
 def test_a_model_missing_offline_is_one_clear_error(tmp_path: Path) -> None:
-    from plugins.transformers_vqa import load
+    from studio_plugins.transformers_vqa import load
 
     with pytest.raises(WeightsError, match="not in the Hugging Face cache and offline mode is on"):
         load(weights="someone/no-such-vlm", device="cpu")
