@@ -59,6 +59,7 @@ from studio.ui.sam_tool import SamTool
 from studio.ui.video_controls import VideoControls
 
 if TYPE_CHECKING:
+    from studio.ui.ask_panel import AskPanel
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
 
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self.visible_runs: set[int] = set()  # mirrors the runs panel's check boxes
         self.runs_panel: RunsPanel | None = None
         self.model_panel: ModelPanel | None = None
+        self.ask_panel: AskPanel | None = None
         self.run_thresholds: dict[int, float] = {}  # run id -> lowest score shown
         self.last_drawing_tool: Tool = "box"
         self.jobs: list[Job] = []
@@ -821,17 +823,19 @@ class MainWindow(QMainWindow):
 
     def _install_model_docks(self, project: Project) -> None:
         """The model and runs docks work on one project: rebuilt when another project is opened."""
+        from studio.ui.ask_panel import AskPanel
         from studio.ui.model_panel import ModelPanel
         from studio.ui.runs_panel import RunsPanel
 
-        for dock in (self.model_panel, self.runs_panel):
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel):
             if dock is not None:
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
                 dock.deleteLater()
         self.model_panel = ModelPanel(project, self)
         self.runs_panel = RunsPanel(project, self.undo_stack, self)
-        for dock in (self.model_panel, self.runs_panel):
+        self.ask_panel = AskPanel(project, self.undo_stack, self)
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.tabifyDockWidget(self.properties_dock, dock)  # one tab group keeps the canvas wide
             self.panels_menu.addAction(dock.toggleViewAction())
@@ -844,6 +848,17 @@ class MainWindow(QMainWindow):
         self.runs_panel.threshold_changed.connect(self.set_run_threshold)
         self.runs_panel.color_changed.connect(lambda _run, _color: self.refresh_annotations())
         self.runs_panel.annotations_changed.connect(self._on_predictions_accepted)
+        self.media_shown.connect(self.ask_panel.set_current)
+        self.canvas.selection_changed.connect(self.ask_panel.set_selection)
+        self.ask_panel.data_changed.connect(self._on_answer_copied)
+
+    def _on_answer_copied(self, media_id: int) -> None:
+        """An answer became a caption, tag or attribute (or that was undone): show it."""
+        self._on_media_changed(media_id)
+        if self.media is not None and self.media.id == media_id:
+            project = self._require()
+            self.media = project.get_media(media_id)
+            self.tags_panel.show_media(self.media, project.tags(media_id))
 
     def compare_runs(self) -> None:
         """Open the comparison window on the runs shown; its "open image" brings the image here to fix it."""
