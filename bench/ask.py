@@ -87,6 +87,42 @@ def bench_server(project: Project, image_path: Path, media_id: int, repeats: int
     return direct / studio
 
 
+def bench_gui_first_token(project: Project, media_id: int, repeats: int, piece_ms: float) -> None:
+    """Click Ask in the Ask dock (offscreen Qt) and wait for the first piece to be shown, and for the answer."""
+    import os
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop
+    from PySide6.QtGui import QUndoStack
+    from PySide6.QtWidgets import QApplication
+
+    from studio.ui.ask_panel import AskPanel
+
+    app = QApplication.instance() or QApplication([])
+    answer = " ".join(f"w{i}" for i in range(10))
+    with serve(answer=lambda body: answer, delay=piece_ms / 1000) as server:
+        panel = AskPanel(project, QUndoStack())
+        panel.kind.setCurrentIndex(1)
+        panel.server.setText(server.url)
+        panel.server_model.setText("bench-model")
+        panel.set_current(media_id)
+        firsts, totals = [], []
+        for _ in range(repeats):
+            panel.question.setText("Describe.")
+            panel.new_conversation()  # like the other paths: one question, no growing history
+            started = time.perf_counter()
+            panel.ask()
+            first = None
+            while panel.worker is not None:
+                app.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)  # sleeps until an event, no spinning
+                if first is None and panel.streaming:
+                    first = time.perf_counter() - started
+            totals.append(time.perf_counter() - started)
+            firsts.append(first or totals[-1])
+    print(f"GUI (Ask dock, {piece_ms:g} ms per piece): first piece shown after {statistics.median(firsts) * 1000:.1f} ms, "
+          f"answer complete after {statistics.median(totals) * 1000:.1f} ms")
+
+
 def bench_local(project: Project, image_path: Path, media_id: int, repeats: int, tokens: int) -> float:
     import torch
 
@@ -137,6 +173,7 @@ def main() -> None:
         media_id = add_paths(project, [image_path]).added[0].id
         ratios = [bench_server(project, image_path, media_id, repeats, args.piece_ms),
                   bench_local(project, image_path, media_id, repeats, args.tokens)]
+        bench_gui_first_token(project, media_id, repeats, args.piece_ms)
         print(f"answers stored: {project.counts()['answers']}")
     print(f"ratio={min(ratios):.3f}")
 

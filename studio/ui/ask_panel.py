@@ -66,6 +66,7 @@ class AskPanel(QDockWidget):
         self._backend: tuple[tuple[str, ...], Backend] | None = None
         self.last_answer: Answer | None = None
         self.asking = ""
+        self._history_html: str | None = None
         self.follow_up = True
 
         self.kind = QComboBox()
@@ -195,12 +196,17 @@ class AskPanel(QDockWidget):
         return conversation_of(self.project, self.media_id, frame=self.frame, annotation_id=annotation_id)
 
     def show_history(self, streaming: str | None = None, question: str | None = None) -> None:
-        """The conversation about the current image or box, and the answer arriving now."""
-        parts = [f"<p><b>{escape(a.question)}</b><br>{escape(a.answer)}<br>"
-                 f"<small>{escape(a.model)} · {a.seconds:.1f} s</small></p>" for a in self.conversation()]
+        """The conversation about the current image or box, and the answer arriving now (the stored part is
+        read from the project only when no answer is streaming: not once per piece)."""
+        if streaming is None or self._history_html is None:
+            self._history_html = "".join(
+                f"<p><b>{escape(a.question)}</b><br>{escape(a.answer)}<br>"
+                f"<small>{escape(a.model)} · {a.seconds:.1f} s</small></p>" for a in self.conversation()
+            )
+        html = self._history_html
         if streaming is not None:
-            parts.append(f"<p><b>{escape(question or '')}</b><br>{escape(streaming)}▌</p>")
-        self.history.setHtml("".join(parts) or "<p><i>No questions about this yet.</i></p>")
+            html += f"<p><b>{escape(question or '')}</b><br>{escape(streaming)}▌</p>"
+        self.history.setHtml(html or "<p><i>No questions about this yet.</i></p>")
         bar = self.history.verticalScrollBar()
         bar.setValue(bar.maximum())
 
@@ -232,6 +238,8 @@ class AskPanel(QDockWidget):
         self.streaming, self.asking = "", question
         follow_up, self.follow_up = self.follow_up, True
         self.status.setText("loading the model…" if self.kind.currentIndex() == 0 else "asking…")
+        if follow_up:
+            self._history_html = None  # re-read once: the conversation this question continues
         self.show_history("", question)
 
         def work(token: Callable[[str], None], cancelled: Callable[[], bool]) -> Answer:
@@ -253,6 +261,7 @@ class AskPanel(QDockWidget):
             return
         self.last_answer = None
         self.history.setHtml("<p><i>New conversation.</i></p>")
+        self._history_html = ""
         self.follow_up = False
 
     @Slot()
