@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "torchvision", "ultralytics", "segment-anything", "open_clip_torch", "supervision",
-            "PySide6", "opencv-python", "numpy", "sqlalchemy", "pycocotools")
+            "transformers", "httpx", "PySide6", "opencv-python", "numpy", "sqlalchemy", "pycocotools")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
