@@ -151,7 +151,9 @@ class TransformersVQA:
 def load(*, weights: str | None = None, device: str | None = None, dtype: str = "auto", **_options: Any) -> TransformersVQA:
     """Load a model id or local folder (`weights`; default DEFAULT_MODEL) on `device`."""
     from transformers import AutoModelForImageTextToText, AutoProcessor
+    from transformers.utils import logging as transformers_logging
 
+    transformers_logging.disable_progress_bar()  # its "Loading weights" bar would garble the streamed answer
     source = weights or DEFAULT_MODEL
     chosen = device or "cpu"
     local = Path(source).expanduser()
