@@ -4,10 +4,11 @@ server. The answer prints as it streams; every answer is stored in the project."
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from studio.cli.project_commands import print_json
 
 if TYPE_CHECKING:
     from studio.jobs.ask import Backend
@@ -69,11 +70,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_ask)
 
 
-def _print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2, default=str)
-    sys.stdout.write("\n")
-
-
 def _backend(args: argparse.Namespace) -> Backend:
     from studio.core.errors import StudioError
     from studio.jobs.ask import local_backend, server_backend
@@ -122,7 +118,7 @@ def _check_server(args: argparse.Namespace) -> int:
 
     result = preflight(_backend(args))
     if args.json:
-        _print_json({"ok": True, "colour": result.colour, "answer": result.answer, "seconds": result.seconds})
+        print_json({"ok": True, "colour": result.colour, "answer": result.answer, "seconds": result.seconds})
     else:
         print(f"ok: shown a plain {result.colour} image, {args.server_model} answered {result.answer!r} "
               f"in {result.seconds:.2f} s")
@@ -153,7 +149,7 @@ def _ask_one(args: argparse.Namespace) -> int:
             on_token=None if args.json else show,
         )
     if args.json:
-        _print_json({"answer": answer.answer, "model": answer.model, "backend": answer.backend,
+        print_json({"answer": answer.answer, "model": answer.model, "backend": answer.backend,
                      "seconds": answer.seconds, "first_token_seconds": answer.first_token_seconds,
                      "id": answer.id, "conversation": answer.conversation})
     else:
@@ -182,7 +178,7 @@ def _batch(args: argparse.Namespace) -> int:
         )
         accepted = accept_answers(project, run.id) if args.accept and run.status == "complete" else None
     if args.json:
-        _print_json({"run": run.name, "id": run.id, "status": run.status, "stats": run.stats,
+        print_json({"run": run.name, "id": run.id, "status": run.status, "stats": run.stats,
                      "accepted": None if accepted is None else accepted.changed})
     else:
         stats = run.stats
@@ -208,7 +204,7 @@ def _find(args: argparse.Namespace) -> int:
         run = find_objects(project, args.find, backend=_backend(args), box_format=args.box_format,
                            params=_params(args), run_name=args.run)
     if args.json:
-        _print_json({"run": run.name, "id": run.id, "status": run.status, "stats": run.stats})
+        print_json({"run": run.name, "id": run.id, "status": run.status, "stats": run.stats})
     else:
         print(f"run {run.name!r} (id {run.id}) {run.status}: {run.stats['predictions']} boxes on {run.stats['items']} images")
     return 0 if run.status == "complete" else 1

@@ -298,8 +298,6 @@ def ask_batch(
     """
     from studio.io.media import read_media
 
-    if label is None and target == "label":
-        raise StudioError("answers become labels of boxes: name the label whose boxes to ask about")
     if target == "label" and not choices:
         choices = [x.name for x in project.labels()]
     _check_target(target, label, choices, attribute)
