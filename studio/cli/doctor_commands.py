@@ -12,12 +12,11 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 PACKAGES = ("torch", "torchvision", "ultralytics", "segment-anything", "open_clip_torch", "supervision",
-            "transformers", "httpx", "PySide6", "opencv-python", "numpy", "sqlalchemy", "pycocotools")
+            "PySide6", "opencv-python", "numpy", "sqlalchemy", "pycocotools")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -29,7 +28,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def versions() -> dict[str, str | None]:
     """Installed distribution versions, read from metadata (nothing is imported)."""
-    from importlib import metadata  # here, not at the top: it costs `studio --help` ~0.1 s (email, csv, zipfile)
+    from importlib import metadata
 
     found: dict[str, str | None] = {}
     for name in PACKAGES:
@@ -61,6 +60,8 @@ def device_report() -> dict[str, Any]:
 
 def _writable(directory: Path) -> bool:
     """Whether Studio can create files in `directory` (made if missing), tested by writing one."""
+    import tempfile
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory):

@@ -1,7 +1,7 @@
 """answers: questions asked of vision-language models about images and regions, with their answers
 
 Revision ID: 0006
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0006'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
