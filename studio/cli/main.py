@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "studio.cli.model_commands",
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
+    "studio.cli.ask_commands",
     "studio.cli.doctor_commands",
 ]
 """The data commands; studio.app.main adds the GUI ones (`studio`, `demo`, `gui`)."""

@@ -97,6 +97,12 @@ def cmd_accept(args: argparse.Namespace) -> int:
 
     with Project.open(args.project) as project:
         run = project.find_run(args.run)
+        if run.params.get("kind") == "ask":  # a batch of answers: they become captions, tags or box changes
+            from studio.jobs.ask import accept_answers
+
+            changed = accept_answers(project, run.id).changed
+            print(f"accepted the answers of run {run.name!r}: {changed} {run.params['target']} changes")
+            return 0
         label_ids = None
         if args.classes:
             labels = {label.name: label.id for label in project.labels()}

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=cmd_info)
 
 
-def _print_json(document: Any) -> None:
+def print_json(document: Any) -> None:
     json.dump(document, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
 
@@ -118,7 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project:
         counts = project.counts()
     if args.json:
-        _print_json(counts)
+        print_json(counts)
     else:
         for key, value in counts.items():
             print(f"{key:12} {value}")

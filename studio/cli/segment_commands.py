@@ -57,7 +57,7 @@ def _print_json(document: Any) -> None:
     sys.stdout.write("\n")
 
 
-def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
+def comma_numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
     from studio.core.errors import StudioError
 
     try:
@@ -72,7 +72,7 @@ def _numbers(text: str, what: str, counts: tuple[int, ...]) -> list[float]:
 def _parse_point(text: str) -> tuple[tuple[float, float], int]:
     from studio.core.errors import StudioError
 
-    values = _numbers(text, "--point", (2, 3))
+    values = comma_numbers(text, "--point", (2, 3))
     label = int(values[2]) if len(values) == 3 else 1
     if len(values) == 3 and values[2] not in (0.0, 1.0):
         raise StudioError(f"the third value of --point must be 1 (positive) or 0 (negative), got {text!r}")
@@ -82,10 +82,10 @@ def _parse_point(text: str) -> tuple[tuple[float, float], int]:
 def _parse_box(text: str) -> Box:
     from studio.core.shapes import Box
 
-    return Box(*_numbers(text, "--box", (4,)))
+    return Box(*comma_numbers(text, "--box", (4,)))
 
 
-def _find_media(project: Project, ref: str) -> Media:
+def find_media_arg(project: Project, ref: str) -> Media:
     from studio.core.errors import NotFoundError
 
     if ref.isdigit():
@@ -138,7 +138,7 @@ def _segment_one(args: argparse.Namespace) -> int:
     clicks = [_parse_point(text) for text in args.point]
     box = _parse_box(args.box) if args.box else None
     with Project.open(args.project) as project:
-        media = _find_media(project, args.media)
+        media = find_media_arg(project, args.media)
         image = read_media(project, media, args.frame)
         segmenter = _segmenter(args, args.model)
         candidates = segment_image(

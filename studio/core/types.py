@@ -12,13 +12,14 @@ from datetime import datetime
 from typing import Any, Literal
 
 from studio.core.errors import StudioError
-from studio.core.shapes import BBox, Shape
+from studio.core.shapes import BBox, Box, Shape
 
 MediaKind = Literal["image", "video"]
 MediaStatus = Literal["ok", "missing", "changed"]
 ReviewState = Literal["todo", "in_progress", "done", "rejected"]
 RunStatus = Literal["running", "complete", "cancelled", "failed", "interrupted"]
 """interrupted: the process running it ended without finishing it (killed, crashed, machine restarted)."""
+AnswerStatus = Literal["complete", "cancelled"]
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm"})
@@ -195,3 +196,32 @@ class ModelRun:
     created_at: datetime
     finished_at: datetime | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A question asked of a vision-language model about an image, a video frame or a region, and its answer.
+
+    `region` is the box asked about (None: the whole image); `annotation_id` the stored annotation it came
+    from, if any. Follow-up questions share a `conversation`. `backend` is the plugin id, `model` the model
+    id, folder or server model name; `params` the generation settings (temperature, seed, max tokens, region
+    view, server address). `seconds` is the whole answer, `first_token_seconds` the wait for its first piece.
+    A "cancelled" answer holds what had streamed when the user stopped it.
+    """
+
+    media_id: int
+    question: str
+    answer: str
+    backend: str
+    model: str
+    conversation: str
+    seconds: float
+    frame: int = 0
+    region: Box | None = None
+    annotation_id: int | None = None
+    run_id: int | None = None
+    status: AnswerStatus = "complete"
+    params: dict[str, Any] = field(default_factory=dict)
+    first_token_seconds: float | None = None
+    id: int | None = None
+    created_at: datetime | None = None

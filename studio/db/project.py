@@ -28,6 +28,7 @@ from studio.core.errors import NotFoundError, ProjectError, StudioError
 from studio.core.shapes import shape_from_json
 from studio.core.types import (
     Annotation,
+    Answer,
     FileId,
     KeypointSchema,
     Label,
@@ -41,7 +42,7 @@ from studio.core.types import (
 )
 from studio.db import migrate, project_file
 from studio.db.engine import make_engine
-from studio.db.schema import AnnotationRow, FileIdRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
+from studio.db.schema import AnnotationRow, AnswerRow, FileIdRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
 
 DB_NAME = "studio.db"
 IDS_PER_QUERY = 10_000
@@ -106,6 +107,17 @@ def _annotation(row: AnnotationRow) -> Annotation:
         shape=shape_from_json(row.geometry), score=row.score, attributes=dict(row.attributes or {}),
         track_id=row.track_id, bbox=(row.x, row.y, row.w, row.h), area=row.area, created_by=row.created_by,
         created_at=row.created_at, updated_at=row.updated_at,
+    )
+
+
+def _answer(row: AnswerRow) -> Answer:
+    region = shape_from_json(row.region) if row.region else None
+    return Answer(
+        id=row.id, media_id=row.media_id, frame=row.frame, annotation_id=row.annotation_id,
+        region=region, conversation=row.conversation, run_id=row.run_id,  # type: ignore[arg-type]
+        question=row.question, answer=row.answer, status=row.status, backend=row.backend,  # type: ignore[arg-type]
+        model=row.model, params=dict(row.params or {}), seconds=row.seconds,
+        first_token_seconds=row.first_token_seconds, created_at=row.created_at,
     )
 
 
@@ -807,6 +819,42 @@ class Project:
         with self._session() as s:
             return sorted(s.scalars(select(TagRow.name).where(TagRow.media_id == media_id)))
 
+    # ---- answers of vision-language models ---------------------------------------------------------
+
+    def add_answer(self, answer: Answer) -> Answer:
+        """Store a question and its answer (one short transaction)."""
+        with self._session() as s:
+            row = AnswerRow(
+                media_id=answer.media_id, frame=answer.frame, annotation_id=answer.annotation_id,
+                region=answer.region.to_json() if answer.region is not None else None,
+                conversation=answer.conversation, run_id=answer.run_id, question=answer.question,
+                answer=answer.answer, status=answer.status, backend=answer.backend, model=answer.model,
+                params=dict(answer.params), seconds=answer.seconds, first_token_seconds=answer.first_token_seconds,
+            )
+            s.add(row)
+            with _integrity_errors_explained():
+                s.flush()
+            return _answer(row)
+
+    def answers(
+        self,
+        media_id: int | None = None,
+        *,
+        frame: int | None = None,
+        annotation_id: int | None = None,
+        conversation: str | None = None,
+        run_id: int | None = None,
+    ) -> list[Answer]:
+        """Stored answers matching every filter given, oldest first."""
+        query = select(AnswerRow)
+        for column, value in ((AnswerRow.media_id, media_id), (AnswerRow.frame, frame),
+                              (AnswerRow.annotation_id, annotation_id), (AnswerRow.conversation, conversation),
+                              (AnswerRow.run_id, run_id)):
+            if value is not None:
+                query = query.where(column == value)
+        with self._session() as s:
+            return [_answer(row) for row in s.scalars(query.order_by(AnswerRow.id))]
+
     def get_setting(self, key: str, default: Any = None) -> Any:
         with self._session() as s:
             row = s.get(SettingRow, key)
@@ -851,7 +899,7 @@ class Project:
                 s.execute(insert(FileIdRow.__table__), list(new.values()))
 
     def counts(self) -> dict[str, int]:
-        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions."""
+        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions, answers."""
         with self._session() as s:
             # one pass over the small (label_id, run_id) index counts both
             total, human = s.execute(
@@ -863,4 +911,5 @@ class Project:
                 "labels": s.scalar(select(func.count(LabelRow.id))) or 0,
                 "runs": s.scalar(select(func.count(RunRow.id))) or 0,
                 "predictions": total - human,
+                "answers": s.scalar(select(func.count(AnswerRow.id))) or 0,
             }

@@ -154,6 +154,35 @@ class TagRow(Base):
     score: Mapped[float | None] = mapped_column(Float)
 
 
+class AnswerRow(Base):
+    """One question asked of a vision-language model about an image or a region, and its answer.
+
+    `annotation_id` is the asked-about box when it is a stored annotation (kept NULL when the box is
+    deleted later: the answer stays, with its region); `conversation` groups follow-up questions.
+    `run_id` is set for answers of a batch, whose outputs (tags, captions, labels) the run proposes.
+    """
+
+    __tablename__ = "answers"
+    __table_args__ = (Index("ix_answers_media", "media_id", "frame", "annotation_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="SET NULL"))
+    region: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    conversation: Mapped[str] = mapped_column(String(64), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="complete")
+    backend: Mapped[str] = mapped_column(String(256))
+    model: Mapped[str] = mapped_column(String(1024))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    seconds: Mapped[float] = mapped_column(Float)
+    first_token_seconds: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
 class FileIdRow(Base):
     """A number a dataset file gave an image (or a category), remembered so that a later file naming
     them by number alone (a COCO results file) resolves to what the number meant in that file.

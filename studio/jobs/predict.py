@@ -8,7 +8,7 @@ marked "cancelled" with how far it got, a failing one "failed" with the error me
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -117,7 +117,7 @@ def _batches(
         yield batch
 
 
-class _LabelIds:
+class LabelIds:
     """Label ids by predicted class name, creating project labels on first sight."""
 
     def __init__(self, project: Project) -> None:
@@ -130,9 +130,11 @@ class _LabelIds:
         return self.ids[name]
 
 
-def _annotations(item: WorkItem, found: Sequence[Detection], run_id: int, label_id: _LabelIds) -> list[Annotation]:
-    """A detection as an annotation: its mask when the model gave one (with the model's own box kept as
-    the stored box, as COCO results carry both), else its box."""
+def detections_to_annotations(
+    item: WorkItem, found: Sequence[Detection], run_id: int, label_id: Callable[[str], int]
+) -> list[Annotation]:
+    """A run's predictions from a model's detections on one item: its mask when the model gave one (with the
+    model's own box kept as the stored box, as COCO results carry both), else its box clipped to the image."""
     size = item.media.size
     result = []
     for det in found:
@@ -217,7 +219,7 @@ def run_detection(
         }
 
     try:
-        label_id = _LabelIds(project)
+        label_id = LabelIds(project)
         meter.update(0)
         for batch in _batches(project, items, batch_size):
             if cancel():
@@ -228,7 +230,7 @@ def run_detection(
             annotations = [
                 ann
                 for (item, _), dets in zip(batch, found, strict=True)
-                for ann in _annotations(item, dets, run.id, label_id)
+                for ann in detections_to_annotations(item, dets, run.id, label_id)
             ]
             predictions += project.add_annotations(annotations)
             done += len(batch)

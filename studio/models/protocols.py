@@ -7,7 +7,7 @@ numpy arrays, BGR uint8 (H, W, 3) as OpenCV reads them; coordinates are pixels (
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -126,8 +126,64 @@ class Embedder(Protocol):
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+RegionView = Literal["crop", "draw"]
+"""How a region is shown to a vision-language model: the crop with some context around it, or the whole
+image with the box drawn on it (better when the answer depends on the surroundings)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChatTurn:
+    """One earlier question and its answer: follow-up questions carry the conversation so far."""
+
+    question: str
+    answer: str
+
+
+@dataclass(frozen=True, slots=True)
+class AskParams:
+    """Generation and region settings, stored with every answer so it can be reproduced."""
+
+    temperature: float = 0.0
+    """0 is greedy decoding (the same answer every time); above 0 samples."""
+    seed: int | None = None
+    max_tokens: int = 256
+    region_view: RegionView = "crop"
+    context: float = 0.25
+    """Crop padding on each side, as a fraction of the region's width and height."""
+
+    def __post_init__(self) -> None:
+        from studio.core.errors import StudioError
+
+        if not 0.0 <= self.temperature <= 2.0:
+            raise StudioError(f"temperature must lie in 0..2, got {self.temperature}")
+        if self.max_tokens < 1:
+            raise StudioError(f"max tokens must be 1 or more, got {self.max_tokens}")
+        if self.region_view not in ("crop", "draw"):
+            raise StudioError(f"region view must be crop or draw, got {self.region_view!r}")
+        if not 0.0 <= self.context <= 4.0:
+            raise StudioError(f"region context must lie in 0..4 (a fraction of the box), got {self.context}")
+
+
+DEFAULT_ASK_PARAMS = AskParams()
+
+
 @runtime_checkable
 class VisionQA(Protocol):
-    """Answers a question about an image (or a region of it), streaming the answer in pieces."""
+    """Answers a question about an image (or a region of it), streaming the answer in pieces.
 
-    def ask(self, image: np.ndarray, question: str, *, region: Box | None = None) -> Iterator[str]: ...
+    `ask` returns a generator: closing it (or dropping it after leaving a for loop) stops the work, the
+    model's generation or the HTTP stream, within one token. `history` holds the earlier turns of the same
+    conversation, oldest first; the image goes with the first question. `model_name` is what gets recorded.
+    """
+
+    model_name: str
+
+    def ask(
+        self,
+        image: np.ndarray,
+        question: str,
+        *,
+        region: Box | None = None,
+        history: Sequence[ChatTurn] = (),
+        params: AskParams = DEFAULT_ASK_PARAMS,
+    ) -> Generator[str, None, None]: ...

@@ -85,3 +85,43 @@ class DeleteAnnotations(QUndoCommand):
                 self.project.add_annotation(ann)
         for media_id in {ann.media_id for ann in self.deleted}:
             self.changed(media_id)
+
+
+class SetCaption(QUndoCommand):
+    """Replace a media item's caption (e.g. by a model's answer); undo restores the one before."""
+
+    def __init__(self, project: Project, media_id: int, caption: str | None, changed: Changed, text: str) -> None:
+        super().__init__(text)
+        self.project = project
+        self.media_id = media_id
+        self.before = project.get_media(media_id).caption
+        self.after = caption
+        self.changed = changed
+
+    def redo(self) -> None:
+        self.project.set_caption(self.media_id, self.after)
+        self.changed(self.media_id)
+
+    def undo(self) -> None:
+        self.project.set_caption(self.media_id, self.before)
+        self.changed(self.media_id)
+
+
+class SetTags(QUndoCommand):
+    """Replace a media item's tags; undo restores the ones before."""
+
+    def __init__(self, project: Project, media_id: int, tags: Sequence[str], changed: Changed, text: str) -> None:
+        super().__init__(text)
+        self.project = project
+        self.media_id = media_id
+        self.before = project.tags(media_id)
+        self.after = list(tags)
+        self.changed = changed
+
+    def redo(self) -> None:
+        self.project.set_tags(self.media_id, self.after)
+        self.changed(self.media_id)
+
+    def undo(self) -> None:
+        self.project.set_tags(self.media_id, self.before)
+        self.changed(self.media_id)

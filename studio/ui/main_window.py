@@ -49,6 +49,7 @@ from studio.ui.window_labels import LabelActions
 from studio.ui.window_segmentation import SegmentationActions
 
 if TYPE_CHECKING:
+    from studio.ui.ask_panel import AskPanel
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
 
@@ -80,6 +81,7 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         self.session = Session()
         self.runs_panel: RunsPanel | None = None
         self.model_panel: ModelPanel | None = None
+        self.ask_panel: AskPanel | None = None
         self.jobs: list[Job] = []
         self.segment_tool: SamTool | None = None
         self._segmenter_loading = False
@@ -548,19 +550,21 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
 
     def _install_model_docks(self, project: Project) -> None:
         """The model and runs docks work on one project: rebuilt when another project is opened."""
+        from studio.ui.ask_panel import AskPanel
         from studio.ui.model_panel import ModelPanel
         from studio.ui.runs_panel import RunsPanel
 
         if self.runs_panel is not None:
             self.runs_panel.detach()
-        for dock in (self.model_panel, self.runs_panel):
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel):
             if dock is not None:
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
                 dock.deleteLater()
         self.model_panel = ModelPanel(project, self, lazy=True)
         self.runs_panel = RunsPanel(self.session, self.undo_stack, self)
-        for dock in (self.model_panel, self.runs_panel):
+        self.ask_panel = AskPanel(project, self.undo_stack, self)
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.tabifyDockWidget(self.properties_dock, dock)  # one tab group keeps the canvas wide
             self.panels_menu.addAction(dock.toggleViewAction())
@@ -570,6 +574,17 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         self.model_panel.run_finished.connect(self._on_run_finished)
         self.model_panel.run_failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
         self.runs_panel.annotations_changed.connect(self._on_predictions_accepted)
+        self.media_shown.connect(self.ask_panel.set_current)
+        self.canvas.selection_changed.connect(self.ask_panel.set_selection)
+        self.ask_panel.data_changed.connect(self._on_answer_copied)
+
+    def _on_answer_copied(self, media_id: int) -> None:
+        """An answer became a caption, tag or attribute (or that was undone): show it."""
+        self._on_media_changed(media_id)
+        if self.media is not None and self.media.id == media_id:
+            project = self._require()
+            self.media = project.get_media(media_id)
+            self.tags_panel.show_media(self.media, project.tags(media_id))
 
     def compare_runs(self) -> None:
         """Open the comparison window on the runs shown; its "open image" brings the image here to fix it."""
