@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "studio.cli.model_commands",
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
+    "studio.cli.search_commands",
     "studio.cli.gui_commands",
 ]
 
