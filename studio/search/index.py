@@ -129,7 +129,10 @@ class HnswIndex:
         return np.asarray(self.index.keys, dtype=np.int64)
 
     def vectors_of(self, keys: np.ndarray) -> np.ndarray:
-        return np.asarray(self.index.get(np.asarray(keys, np.uint64)), dtype=np.float32).reshape(len(keys), self.dim)
+        if not len(keys):
+            return np.zeros((0, self.dim), np.float32)
+        found = self.index.get(np.asarray(keys, np.uint64), dtype=np.float32)  # a tuple of rows for many keys
+        return np.vstack(found).astype(np.float32, copy=False).reshape(len(keys), self.dim)
 
     def search(self, query: np.ndarray, k: int, *, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         if not len(self.index) or k <= 0:
