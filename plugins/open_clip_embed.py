@@ -11,6 +11,7 @@ MobileCLIP is left out: Apple publishes its weights under a research-only licenc
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,7 +147,7 @@ def _from_local_dir(folder: Path, device: str) -> OpenClipEmbedder:
 
 def load(*, plugin_id: str, weights: str | None = None, device: str | None = None) -> OpenClipEmbedder:
     """Build the architecture and load its weights: an official tag's file, a local file, or a model folder."""
-    from studio.models.weights import WeightsError, resolve_weights
+    from studio.models.weights import OFFLINE_ENV, WeightsError, resolve_weights
 
     device = device or "cpu"
     if weights is not None and Path(weights).expanduser().is_dir():
@@ -170,6 +171,8 @@ def load(*, plugin_id: str, weights: str | None = None, device: str | None = Non
         open_clip.load_checkpoint(model, str(path), weights_only=True)
     except Exception as exc:  # torch and safetensors raise many types for a wrong or damaged file
         raise WeightsError(f"{path} does not fit {arch} ({' '.join(str(exc).split())[:300]})") from exc
+    if os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}:
+        os.environ["HF_HUB_OFFLINE"] = "1"  # SigLIP's tokenizer comes from the hub: offline means offline there too
     return OpenClipEmbedder(model, preprocess, open_clip.get_tokenizer(arch), device)
 
 

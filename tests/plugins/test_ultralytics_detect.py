@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from studio_plugins import ultralytics_detect as ud
 
-from plugins import ultralytics_detect as ud
 from studio.core.errors import StudioError
 from studio.models.weights import WeightsError
 
