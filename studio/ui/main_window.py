@@ -61,6 +61,7 @@ from studio.ui.video_controls import VideoControls
 if TYPE_CHECKING:
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
+    from studio.ui.search_panel import SearchPanel
 
 FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a folder)
     "coco": ("COCO JSON", True),
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self.visible_runs: set[int] = set()  # mirrors the runs panel's check boxes
         self.runs_panel: RunsPanel | None = None
         self.model_panel: ModelPanel | None = None
+        self.search_panel: SearchPanel | None = None
         self.run_thresholds: dict[int, float] = {}  # run id -> lowest score shown
         self.last_drawing_tool: Tool = "box"
         self.jobs: list[Job] = []
@@ -823,12 +825,21 @@ class MainWindow(QMainWindow):
         """The model and runs docks work on one project: rebuilt when another project is opened."""
         from studio.ui.model_panel import ModelPanel
         from studio.ui.runs_panel import RunsPanel
+        from studio.ui.search_panel import SearchPanel
 
-        for dock in (self.model_panel, self.runs_panel):
+        for dock in (self.model_panel, self.runs_panel, self.search_panel):
             if dock is not None:
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
                 dock.deleteLater()
+        self.search_panel = SearchPanel(project, self)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.search_panel)
+        self.tabifyDockWidget(self.media_dock, self.search_panel)
+        self.panels_menu.addAction(self.search_panel.toggleViewAction())
+        self.search_panel.open_media.connect(lambda media_id, frame: self.show_media(media_id, frame=frame))
+        self.media_shown.connect(self.search_panel.set_current)
+        self.canvas.selection_changed.connect(self.search_panel.set_selection)
+        self.media_dock.raise_()
         self.model_panel = ModelPanel(project, self)
         self.runs_panel = RunsPanel(project, self.undo_stack, self)
         for dock in (self.model_panel, self.runs_panel):
