@@ -76,8 +76,8 @@ def write_shapes(folder: Path, per_class: int, *, seed: int) -> dict[str, str]:
     return truth
 
 
-def train_shapes_clip(folder: Path, *, steps: int = 300, seed: int = 0) -> Path:
-    """Train the tiny CLIP contrastively on generated shapes with captions ("a red circle"), ~1 min on CPU."""
+def train_shapes_clip(folder: Path, *, steps: int = 400, seed: int = 0) -> Path:
+    """Train the tiny CLIP contrastively on generated shapes with captions ("a red circle"): 1-2 min of CPU."""
     import open_clip
     import torch
     from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
