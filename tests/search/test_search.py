@@ -214,12 +214,15 @@ def test_duplicates_are_grouped_and_leaks_across_splits_found(shapes_project, ti
         (["search", "{p}"], "exactly one of"),
         (["duplicates", "{p}"], "no embeddings in this project"),
         (["tag", "{p}", "--classes", "cat"], "at least two class names"),
+        (["embed", "{p}", "--model", "clip-vit-b-32", "--weights", "{clip}/open_clip_pytorch_model.bin"],
+         "does not fit ViT-B-32"),
     ],
 )
-def test_bad_input_is_one_line_and_changes_nothing(shapes_project, capsys, monkeypatch, argv, message):
+def test_bad_input_is_one_line_and_changes_nothing(shapes_project, tiny_clip, capsys, monkeypatch, argv, message):
     monkeypatch.setenv("STUDIO_OFFLINE", "1")
     before = shapes_project.counts()
-    code, out, err = run(capsys, *[a.replace("{p}", str(shapes_project.root)) for a in argv])
+    argv = [a.replace("{p}", str(shapes_project.root)).replace("{clip}", str(tiny_clip)) for a in argv]
+    code, out, err = run(capsys, *argv)
     assert code == 1 and out == ""
     assert err.startswith("studio: error: ") and err.count("\n") == 1 and message in err, err
     assert shapes_project.counts() == before
@@ -264,3 +267,27 @@ def test_embed_and_search_on_postgres(postgres_url, tmp_path, tiny_clip):
         vector = store.vector_of(project, report.model, (first.id, 0, -1))
         (best, *_) = EmbeddingSet(project, report.model).search(vector, 3)
         assert best.media_id == first.id and best.score == pytest.approx(1.0, abs=1e-3)
+
+
+def test_embedding_reports_progress_and_a_cancel_keeps_what_was_done(shapes_project, tiny_clip):
+    from studio.jobs.embed import embed_project
+
+    seen: list[tuple[int, int]] = []
+    report = embed_project(shapes_project, "clip-local", weights=str(tiny_clip), batch_size=4,
+                           progress=lambda done, total, _eta: seen.append((done, total)),
+                           cancel=lambda: len(seen) > 2)
+    assert report.cancelled and report.embedded == 8 and seen == [(0, 12), (4, 12), (8, 12)]
+    assert shapes_project.counts()["embeddings"] == 8
+    rest = embed_project(shapes_project, "clip-local", weights=str(tiny_clip))
+    assert (rest.embedded, rest.unchanged, rest.cancelled) == (4, 8, False)
+
+
+def test_studio_models_lists_the_clip_plugins_with_their_weights(capsys):
+    code, out, _ = run(capsys, "models", "--json")
+    plugins = {p["id"]: p for p in json.loads(out)["plugins"]}
+    assert {"clip-vit-b-32", "clip-vit-l-14", "siglip-vit-b-16", "clip-local"} <= set(plugins)
+    b32 = plugins["clip-vit-b-32"]
+    assert b32["task"] == "embed" and b32["options"]["architecture"] == "ViT-B-32"
+    openai = b32["weights"][0]
+    assert openai["name"] == "ViT-B-32.pt" and openai["sha256"] in openai["url"]
+    assert [w["name"] for w in b32["weights"]][1] == "ViT-B-32-laion2b_s34b_b79k.safetensors"

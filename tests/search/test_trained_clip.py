@@ -60,3 +60,26 @@ def test_text_search_and_zero_shot_tagging_with_a_trained_clip(shapes_clip, proj
     assert stats["evaluated"] == 60 and stats["chance"] == pytest.approx(1 / 12, abs=1e-3)
     assert stats["accuracy"] >= 0.5, stats  # chance is 0.083
     assert "zero-shot accuracy" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_zero_shot_relabelling_of_boxes_is_a_run_accepted_like_detections(shapes_clip, project, capsys):
+    from studio.core.shapes import Box
+    from studio.core.types import Annotation
+    from studio.jobs.accept import accept_predictions
+
+    truth = write_shapes(project.root / "held-out", 2, seed=7)
+    add_paths(project, [project.root / "held-out"])
+    unsure = project.ensure_label("red circle")  # what a hurried labeller called everything
+    boxes = [project.add_annotation(Annotation(m.id, unsure.id, Box(0, 0, 48, 48))) for m in project.list_media()]
+    assert main(["tag", str(project.root), "--model", "clip-local", "--weights", str(shapes_clip), "--regions",
+                 "--classes", ",".join(CLASSES), "--run", "relabel"]) == 0
+    run = project.find_run("relabel")
+    assert run.stats["predictions"] == 24 and run.stats["evaluated"] == 24  # every box's label is a class
+    relabelled = project.annotations(source=run.id)
+    labels = {label.id: label.name for label in project.labels()}
+    right = [labels[a.label_id] == truth[project.get_media(a.media_id).name] for a in relabelled]
+    assert np.mean(right) >= 0.6, right
+    assert {a.attributes["relabelled_from"] for a in relabelled} == {b.id for b in boxes}
+    accepted = accept_predictions(project, run.id, min_score=0.0)
+    assert len(accepted) == 24 and all(a.run_id is None for a in accepted)
