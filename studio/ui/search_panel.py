@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
 from studio.core.errors import StudioError
 from studio.db import embeddings as store
 from studio.db.project import Project
-from studio.search.query import EmbeddingSet, Hit, Space, resolve_space
+from studio.search.query import EmbeddingSet, Hit, MediaFilter, Space, resolve_space
 
 if TYPE_CHECKING:
     from studio.ui.main_window import MainWindow
@@ -139,6 +139,10 @@ class SearchPanel(QDockWidget):
     def space(self) -> Space:
         return resolve_space(self.project, self.model.currentText(), self._weights())
 
+    def allowed_media(self) -> set[int] | None:
+        """The media the browser's filters let through (None: all): results keep to what the browser shows."""
+        return MediaFilter(**self.window_.browser.model.media_filter.query()).media_ids(self.project)
+
     def _pick_weights(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Weights file")
         if path:
@@ -184,11 +188,11 @@ class SearchPanel(QDockWidget):
         except StudioError as exc:
             self.status.setText(str(exc))
             return
-        project = self.project
+        project, allowed = self.project, self.allowed_media()
 
         def work(_progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> list[Hit]:
             embedder = load_embedder(space.plugin_id, weights=space.weights)
-            return EmbeddingSet(project, space.model).search(encode(embedder), RESULTS)
+            return EmbeddingSet(project, space.model).search(encode(embedder), RESULTS, media_ids=allowed)
 
         self._run(f"Searching {what}", work, lambda hits: self.show_hits(hits, what))
 
@@ -213,7 +217,8 @@ class SearchPanel(QDockWidget):
         except StudioError as exc:
             self.status.setText(str(exc))
             return
-        self.show_hits(EmbeddingSet(self.project, space.model).search(vector, RESULTS), f"like {what}")
+        hits = EmbeddingSet(self.project, space.model).search(vector, RESULTS, media_ids=self.allowed_media())
+        self.show_hits(hits, f"like {what}")
 
     def _crop_vector(self, space: Space, annotation_id: int) -> Any:
         from studio.io.media import read_media

@@ -41,6 +41,15 @@ def test_search_dock_embeds_searches_tags_and_finds_duplicates(qtbot, make_windo
     qtbot.waitUntil(lambda: panel.results.count() == 13, timeout=30000)
     assert panel.status.text() == "13 results for “a red circle”"
 
+    window.project.set_review_state(window.project.find_media("images/blue-circle-0.png").id, "done")
+    window.browser.review_filter.setCurrentIndex(window.browser.review_filter.findData("done"))
+    qtbot.waitUntil(lambda: window.browser.model.media_filter.review_state == "done", timeout=5000)
+    panel.search_text()  # the browser's filters apply to search results too
+    qtbot.waitUntil(lambda: panel.results.count() == 1, timeout=30000)
+    assert panel.results.item(0).text().endswith("images/blue-circle-0.png")
+    window.browser.review_filter.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: window.browser.model.media_filter.review_state is None, timeout=5000)
+
     window.show_media(window.project.find_media("images/zz-copy.png").id)
     wait_shown(qtbot, window)
     panel.more_like_this()
