@@ -56,13 +56,15 @@ def _neighbours(embeddings: EmbeddingSet, k: int) -> tuple[np.ndarray, np.ndarra
             candidates = np.searchsorted(embeddings.meta.ids, np.asarray(found.keys, np.int64).reshape(len(block), -1))
             candidates = np.minimum(candidates, n - 1)
             sims = np.einsum("ij,ikj->ik", block, vectors[candidates])  # exact similarity of each candidate
+            same = media[candidates] == media[rows][:, None]
         else:
             sims = block @ vectors.T
-            candidates = np.broadcast_to(np.arange(n), sims.shape)
-        sims = np.where(media[candidates] == media[rows][:, None], -np.inf, sims)  # itself, same video
+            candidates = None
+            same = media[None, :] == media[rows][:, None]
+        sims = np.where(same, -np.inf, sims)  # itself, and frames of the same video
         take = min(k, sims.shape[1])
         best = np.argpartition(-sims, take - 1, axis=1)[:, :take]
-        positions[rows, :take] = np.take_along_axis(candidates, best, axis=1)
+        positions[rows, :take] = best if candidates is None else np.take_along_axis(candidates, best, axis=1)
         scores[rows, :take] = np.take_along_axis(sims, best, axis=1)
     return positions, scores
 

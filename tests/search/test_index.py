@@ -83,3 +83,21 @@ def test_the_hnsw_index_on_disk_follows_the_database(project, tiny_clip):
     assert len(regions.index) == 5
     hits = regions.search(query, 10)
     assert sorted(h.annotation_id for h in hits) == sorted(b.id for b in boxes[3:])
+
+
+def test_duplicates_through_hnsw_equal_those_of_exact_search(project, tiny_clip):
+    import shutil
+
+    from studio.search.duplicates import find_duplicates
+
+    write_shapes(project.root / "a", 2, seed=0)
+    for name in ("red-circle-0.png", "blue-square-1.png"):
+        shutil.copy(project.root / "a" / name, project.root / "a" / f"copy-{name}")
+    add_paths(project, [project.root / "a"])
+    model = embed_project(project, "clip-local", weights=str(tiny_clip)).model
+    exact = find_duplicates(project, EmbeddingSet(project, model), threshold=0.9999)
+    ann = find_duplicates(project, EmbeddingSet(project, model, ann_threshold=5), threshold=0.9999)
+    assert len(exact.groups) == 2 and [g.items for g in ann.groups] == [g.items for g in exact.groups]
+    assert ann.uniqueness.keys() == exact.uniqueness.keys()
+    for item, score in exact.uniqueness.items():
+        assert ann.uniqueness[item] == pytest.approx(score, abs=2e-3)
