@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -98,9 +99,13 @@ def test_version_flag(capsys):
 @pytest.mark.slow
 def test_the_wheel_runs_the_demo_outside_the_checkout(tmp_path):
     """Build the wheel, install it alone into a new environment, run the demo from an unrelated folder."""
-    wheels = tmp_path / "wheels"
+    source, wheels = tmp_path / "source", tmp_path / "wheels"
+    source.mkdir()
+    for part in ("pyproject.toml", "setup.py", "README.md", "studio", "plugins", "resources"):  # a copy: the
+        copy = shutil.copytree if (ROOT / part).is_dir() else shutil.copy  # build leaves egg-info behind
+        copy(ROOT / part, source / part)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(ROOT)], check=True, timeout=300, capture_output=True)
+                    "-w", str(wheels), str(source)], check=True, timeout=300, capture_output=True)
     from studio import __version__
 
     (wheel,) = wheels.glob(f"studio-{__version__}-*.whl")

@@ -12,8 +12,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def versions() -> dict[str, str | None]:
     """Installed distribution versions, read from metadata (nothing is imported)."""
+    from importlib import metadata
+
     found: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -60,6 +60,8 @@ def device_report() -> dict[str, Any]:
 
 def _writable(directory: Path) -> bool:
     """Whether Studio can create files in `directory` (made if missing), tested by writing one."""
+    import tempfile
+
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory):
