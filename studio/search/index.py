@@ -95,7 +95,7 @@ class ExactIndex:
 class HnswIndex:
     """usearch HNSW over float16 vectors with exact re-ranking of its candidates."""
 
-    def __init__(self, dim: int, *, connectivity: int = 16, expansion_add: int = 128, expansion_search: int = 256) -> None:
+    def __init__(self, dim: int, *, connectivity: int = 16, expansion_add: int = 64, expansion_search: int = 256) -> None:
         from usearch.index import Index
 
         self.dim = dim
