@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "-f", required=True, metavar="FORMAT", help=FORMAT_HELP)
     p.add_argument("--run", metavar="NAME", help="store the annotations (with scores) as a model run")
     p.add_argument("--skip-bad", action="store_true", help="skip bad items and report them")
+    p.add_argument("--gt-file", type=Path, metavar="GT.json",
+                   help="the ground-truth file whose image ids a COCO results file uses (when several fit)")
     p.set_defaults(handler=cmd_import)
 
     p = subparsers.add_parser("export", help="export annotations as a dataset")
@@ -39,6 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--source", default="human", metavar="human|RUN", help="human annotations or a run's predictions")
     p.add_argument("--labels", metavar="A,B", help="only these labels (comma-separated)")
     p.add_argument("--no-images", action="store_true", help="write annotations only, do not link/copy images")
+    p.add_argument("--scores", action="store_true", help="yolo: add each prediction's confidence as a 6th column")
     p.set_defaults(handler=cmd_export)
 
     p = subparsers.add_parser("info", help="counts of media, annotations, labels, runs, predictions")
@@ -79,13 +82,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     formats.reader(args.format)  # an unknown format is refused in one line before the project is opened
     with Project.open(args.project) as project:
-        report = import_dataset(project, args.format, args.path, run_name=args.run, skip_bad=args.skip_bad)
+        report = import_dataset(
+            project, args.format, args.path, run_name=args.run, skip_bad=args.skip_bad, gt_file=args.gt_file
+        )
     for problem in report.skipped:
         print(f"skipped: {problem}", file=sys.stderr)
     target = f"run {report.run!r}" if report.run else "human annotations"
     print(
         f"imported {report.annotations} annotations on {report.images} images as {target} "
-        f"({report.images_added} images added, {len(report.labels_created)} new labels)"
+        f"({report.images_added} images added, {len(report.labels_created)} new labels"
+        + (f", {report.tagged} images tagged)" if report.tagged else ")")
     )
     return 0
 
@@ -99,7 +105,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     with Project.open(args.project) as project:
         report = export_dataset(
-            project, args.format, args.out, source=args.source, labels=labels, copy_images=not args.no_images
+            project, args.format, args.out, source=args.source, labels=labels, copy_images=not args.no_images,
+            scores=args.scores,
         )
     print(f"exported {report.annotations} annotations on {report.images} images to {args.out}")
     return 0

@@ -178,9 +178,7 @@ def embed_project(
     human annotations instead) and store the vectors under the model's space id."""
     if batch_size < 1:
         raise StudioError(f"batch size must be 1 or more, got {batch_size}")
-    items = plan(project, media_ids, every_n=every_n)
-    if not items:
-        raise StudioError("the project has no media to embed; add images first with `studio add`")
+    items = plan(project, media_ids, every_n=every_n)  # refuses an empty project in one line
     model = space_id(plugin_id, weights)
     if weights is not None and Path(weights).expanduser().exists():
         weights = str(Path(weights).expanduser().resolve())  # later queries may run from another folder

@@ -142,11 +142,10 @@ BAD_CVAT: dict[str, tuple[str, str]] = {
     "missing coordinate": (_image('<box label="cat" xtl="1" ytl="1" xbr="5"/>'), "ybr: expected a number, got None"),
     "broken points": (_image('<polygon label="cat" points="1,2;3;4,5"/>'), "points must be 'x,y;x,y;...'"),
     "two-point polygon": (_image('<polygon label="cat" points="1,2;3,4"/>'), "polygon part needs at least 3 points"),
-    "no label": (_image('<points points="1,2"/>'), "missing label"),
     "short rle": (_image('<mask label="cat" rle="1, 2" left="0" top="0" width="4" height="2"/>'), "rle does not cover the 4x2 mask window"),
     "mask outside": (_image('<mask label="cat" rle="0, 8" left="62" top="0" width="4" height="2"/>'), "lies outside the image"),
     "box outside": (_image('<box label="cat" xtl="1" ytl="1" xbr="80" ybr="5"/>'), "box lies outside the 64x48 image"),
-    "unsupported element": (_image('<ellipse label="cat" cx="5" cy="5" rx="2" ry="2"/>'), "<ellipse> ('cat'): unsupported element"),
+    "video file": ('<annotations><version>1.1</version><track id="0" label="cat"/></annotations>', "Studio does not read tracks yet"),
     "image not found": (_image("", name="nowhere.jpg"), "nowhere.jpg: image is not in the project"),
     "entity bomb": (
         '<?xml version="1.0"?><!DOCTYPE a [<!ENTITY x "xxxxxxxxxx"><!ENTITY y "&x;&x;&x;&x;">]><annotations>&y;</annotations>',

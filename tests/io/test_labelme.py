@@ -118,7 +118,7 @@ def test_hand_written_files_read_every_shape_type(project: Project, labelme_fold
     bag = anns[("bag", "mask")][1]
     assert isinstance(bag, Mask) and geometry.area(bag) == pytest.approx(8 * 11, abs=12)
     ball, ball_attrs = anns[("ball", "polygon")][1], anns[("ball", "polygon")][3]
-    assert isinstance(ball, Polygon) and len(ball.parts[0]) == labelme.CIRCLE_VERTICES
+    assert isinstance(ball, Polygon) and len(ball.parts[0]) == labelme.ELLIPSE_VERTICES
     assert ball.parts[0][0] == (37.0, 24.0) and geometry.area(ball) == pytest.approx(math.pi * 25, rel=2e-3)
     assert ball_attrs == {"shape_type": "circle", "description": "red ball"}
     assert anns[("edge", "polyline")][3] == {"shape_type": "line"}
@@ -197,7 +197,7 @@ BAD_LABELME: dict[str, tuple[str, str]] = {
     "no shapes": (json.dumps({"imagePath": "scene.jpg"}), "not a labelme file"),
     "no imagePath": (json.dumps(_document("", [])), "missing imagePath"),
     "text coordinate": (json.dumps(_document("scene.jpg", [_shape("a", "rectangle", [[1, "x"], [5, 5]])])), "y: expected a number"),
-    "one-point polygon": (json.dumps(_document("scene.jpg", [_shape("a", "polygon", [[1, 1]])])), "needs at least 3 point(s)"),
+    "empty polygon": (json.dumps(_document("scene.jpg", [_shape("a", "polygon", [])])), "points must be a non-empty list"),
     "no label": (json.dumps(_document("scene.jpg", [_shape("", "point", [[1, 1]])])), "missing label"),
     "unknown type": (json.dumps(_document("scene.jpg", [_shape("a", "ellipse", [[1, 1], [2, 2]])])), "unknown shape_type 'ellipse'"),
     "outside image": (json.dumps(_document("scene.jpg", [_shape("a", "rectangle", [[1, 1], [99, 5]])])), "lies outside the 64x48 image"),

@@ -125,11 +125,11 @@ def test_export_layout(project: Project, tmp_path: Path) -> None:
     assert all((tmp_path / "out/Annotations" / f"{i}.xml").is_file() for i in ids)
     assert (tmp_path / "out/JPEGImages/img0.jpg").is_file()
     xml = (tmp_path / "out/Annotations/img0.xml").read_text()
-    # 1-based inclusive pixel indices: x1=1.5 -> xmin 2.5, x2=64 -> xmax 64
-    assert "<xmin>2.5</xmin>" in xml and "<xmax>64</xmax>" in xml and "<difficult>1</difficult>" in xml
+    # corners as they are (CVAT's and datumaro's convention): x1=1.5 -> xmin 1.5, x2=64 -> xmax 64
+    assert "<xmin>1.5</xmin>" in xml and "<xmax>64</xmax>" in xml and "<difficult>1</difficult>" in xml
     assert "<segmented>0</segmented>" in xml  # boxes only
     segmented = (tmp_path / "out/Annotations/img1.xml").read_text()
-    assert "<segmented>1</segmented>" in segmented and "<xmin>11</xmin><ymin>11</ymin><xmax>30</xmax><ymax>40</ymax>" in segmented.replace("\n", "").replace(" ", "")
+    assert "<segmented>1</segmented>" in segmented and "<xmin>10</xmin><ymin>10</ymin><xmax>30</xmax><ymax>40</ymax>" in segmented.replace("\n", "").replace(" ", "")
     assert (tmp_path / "out/ImageSets/Segmentation/default.txt").read_text() == "img1\n"
     with Image.open(tmp_path / "out/SegmentationObject/img1.png") as png:
         assert png.mode == "P" and png.getpalette()[3:6] == [128, 0, 0]  # VOC's colour for object 1
@@ -208,14 +208,16 @@ def test_hand_written_devkit_folder(project: Project, voc_folder: Path) -> None:
     assert (report.images, report.images_added, report.annotations) == (2, 2, 3)
     anns = snapshot(project)
     person = anns["000000.jpg"][1]
-    assert anns["000000.jpg"][0] == ("car", Box(9, 9, 64, 48), None, {})
+    assert anns["000000.jpg"][0] == ("car", Box(10, 10, 64, 48), None, {})
     assert person[0] == "person" and person[3] == {"difficult": True, "pose": "Frontal"}
     assert isinstance(person[1], Mask) and np.argwhere(geometry.decode_mask(person[1])).min(axis=0).tolist() == [6, 4]
     assert geometry.area(person[1]) == 13 * 7  # the void border is not the person's
-    assert anns["000001.jpg"] == [("bird", Box(4, 4, 6, 6), None, {})]
+    assert anns["000001.jpg"] == [("bird", Box(5, 5, 6, 6), None, {})]
 
 
-def test_boxes_agree_with_supervision(voc_folder: Path) -> None:
+def test_boxes_differ_from_supervision_by_its_documented_offset(voc_folder: Path) -> None:
+    """supervision reads <bndbox> 1-based (x1 = xmin - 1); Studio reads corners as CVAT and datumaro write
+    them. The difference is exactly one pixel on the left and top edges, nothing else."""
     import supervision as sv
 
     for png in (voc_folder / "SegmentationObject").iterdir():  # compare the <bndbox> convention alone
@@ -223,8 +225,8 @@ def test_boxes_agree_with_supervision(voc_folder: Path) -> None:
     reference = sv.DetectionDataset.from_pascal_voc(str(voc_folder / "JPEGImages"), str(voc_folder / "Annotations"))
     ours = {image.file_name: image for image in voc.read(voc_folder).images}
     for path, _, detections in reference:
-        boxes = sorted(tuple(ann.shape.bbox()) for ann in ours[Path(path).name].annotations)
-        theirs = sorted((x1, y1, x2 - x1, y2 - y1) for x1, y1, x2, y2 in detections.xyxy.tolist())
+        boxes = sorted(tuple(ann.shape.to_json()["xyxy"]) for ann in ours[Path(path).name].annotations)
+        theirs = sorted((x1 + 1, y1 + 1, x2, y2) for x1, y1, x2, y2 in detections.xyxy.tolist())
         np.testing.assert_allclose(boxes, theirs)
 
 
@@ -290,7 +292,7 @@ def test_bad_file_changes_nothing_and_names_the_file(project: Project, voc_folde
 @pytest.mark.parametrize(
     ("pixels", "message"),
     [
-        (np.zeros((HEIGHT, WIDTH, 3), np.uint8), "expected an indexed (palette) PNG"),
+        (np.full((HEIGHT, WIDTH, 3), 7, np.uint8), "colour (7, 7, 7) is not one of the dataset's object or class colours"),
         (np.zeros((10, 10), np.uint8), "10x10 but the XML says 64x48"),
         (None, "not a readable PNG"),
     ],

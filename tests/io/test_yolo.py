@@ -99,9 +99,9 @@ def test_merged_parts_cover_the_same_pixels() -> None:
 
 def test_run_scores_round_trip_as_confidence(project: Project, tmp_path: Path) -> None:
     _boxes_only_project(project, tmp_path / "src", run_name="detector")
-    export_dataset(project, "yolo", tmp_path / "out", source="detector")
+    export_dataset(project, "yolo", tmp_path / "out", source="detector", scores=True)
     line = next(p for p in (tmp_path / "out" / "labels").rglob("*.txt") if p.read_text()).read_text()
-    assert len(line.split()) == 6  # class cx cy w h conf, as ultralytics' save_conf writes
+    assert len(line.split()) == 6  # class cx cy w h conf, as ultralytics' save_conf writes, when asked
     import_dataset(project, "yolo", tmp_path / "out", run_name="again")
     scores = lambda run: sorted(a[2] for anns in by_image(project, run).values() for a in anns)  # noqa: E731
     assert scores("again") == pytest.approx(scores("detector"))

@@ -230,7 +230,7 @@ def test_bad_input_is_one_line_and_changes_nothing(shapes_project, tiny_clip, ca
 
 def test_an_empty_project_is_refused(project, tiny_clip, capsys):
     code, _, err = run(capsys, "embed", project.root, "--model", "clip-local", "--weights", tiny_clip)
-    assert code == 1 and "no media to embed" in err and err.count("\n") == 1
+    assert code == 1 and "the project has no media" in err and err.count("\n") == 1
 
 
 def test_a_corrupt_image_is_skipped_and_reported(shapes_project, tiny_clip, capsys):

@@ -22,7 +22,8 @@ import cv2
 
 from studio.core import geometry
 from studio.core.errors import FormatError, MediaError
-from studio.core.shapes import Shape
+from studio.core.shapes import BBox, Shape
+from studio.core.types import KeypointSchema
 
 T = TypeVar("T")
 
@@ -34,6 +35,11 @@ class DatasetAnnotation:
     score: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     track_id: int | None = None
+    bbox: BBox | None = None
+    """The box (x, y, w, h) the file states, when it states its own (COCO's `bbox` of a segmented
+    object); on export, the one stored with the annotation."""
+    area: float | None = None
+    """The area the file states (COCO's `area`), kept like `bbox`."""
 
 
 @dataclass
@@ -48,6 +54,8 @@ class DatasetImage:
     `source_id` is the format's own number for the image (a COCO image id), when it has one: read from
     the file on import, and on export the id a writer should use (the media id) or the one it chose.
     Transfer remembers these ids so a later file that names images only by id (COCO results) resolves.
+    On export, `media_id` is the project media the image comes from.
+    `tags` are image-level labels (CVAT <tag>, labelme's image flags), added to the media's tags on import.
     """
 
     file_name: str
@@ -58,6 +66,8 @@ class DatasetImage:
     frame: int | None = None
     source_id: int | None = None
     embedded: bytes | None = None
+    media_id: int | None = None
+    tags: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,13 +82,20 @@ class Dataset:
     images: list[DatasetImage]
     image_root: Path | None = None
     problems: list[str] = field(default_factory=list)
-    """Items a reader skipped (only when asked to skip bad items), one message each."""
+    """Items a reader skipped, one message each: bad items when asked to skip them, and parts or elements
+    Studio cannot hold (a degenerate polygon part, CVAT cuboids), which are always skipped and reported."""
+    folders_tried: list[Path] = field(default_factory=list)
+    """Where the reader looked for the image files, for the message when an image is found nowhere."""
     label_ids: dict[str, int] = field(default_factory=dict)
     """The format's own id of each label (COCO category ids): read on import, set by a writer on export."""
     ids_only: bool = False
     """The file names images and labels only by the format's ids (a COCO results file): each image has
     just a `source_id`, each annotation's label is a key of `label_ids`. Transfer resolves them through
-    the ids remembered from this format's last import or export in the project."""
+    the ids remembered from this format's files imported into or exported from the project."""
+    file: Path | None = None
+    """The file whose numbers `source_id` and `label_ids` are (the COCO .json), for remembering them."""
+    keypoints: dict[str, KeypointSchema] = field(default_factory=dict)
+    """Labels whose objects are keypoints: their points' names and skeleton (COCO's category keypoints)."""
 
 
 class Reader(Protocol):
@@ -157,6 +174,27 @@ def unique_stem(file_name: str, taken: set[str]) -> str:
         stem = f"{stem}_{path.suffix.lstrip('.')}"
     taken.add(stem)
     return stem
+
+
+ELLIPSE_VERTICES = 64
+"""Vertices of the polygon an ellipse or circle becomes (labelme circles, CVAT ellipses): within 0.12 %
+of its area."""
+
+
+def ellipse_vertices(
+    centre: tuple[float, float], radii: tuple[float, float], *, angle: float = 0.0, start: float = 0.0
+) -> list[tuple[float, float]]:
+    """ELLIPSE_VERTICES points on an ellipse turned `angle` degrees clockwise (y down, as RotatedBox),
+    the first at parameter `start` (radians). Studio has no ellipse shape; a polygon keeps its pixels."""
+    import numpy as np
+
+    (cx, cy), (rx, ry) = centre, radii
+    t = start + 2 * np.pi * np.arange(ELLIPSE_VERTICES) / ELLIPSE_VERTICES
+    dx, dy = rx * np.cos(t), ry * np.sin(t)
+    turn = np.radians(angle)
+    xs = cx + dx * np.cos(turn) - dy * np.sin(turn)
+    ys = cy + dx * np.sin(turn) + dy * np.cos(turn)
+    return list(zip(xs.tolist(), ys.tolist(), strict=True))
 
 
 def check_inside(shape: Shape, size: tuple[int, int] | None, where: str) -> None:

@@ -1,10 +1,18 @@
 """labelme JSON (labelme 5.x and 7): one .json per image, beside the image or carrying it as imageData.
 
-Shape types: rectangle -> Box; polygon -> Polygon; circle (centre, then a point on the circle) ->
-Polygon of CIRCLE_VERTICES vertices, the first one being the point on the circle, with attribute
-shape_type="circle" so export writes a circle again; line / linestrip -> Polyline (a line keeps
-shape_type="line"); point / points -> Points; mask (base64 PNG of the region between two pixel corners)
--> Mask of the whole image. A shape's `description` and `flags` become attributes, and so does the
+Read as current labelme reads them (labelme/_label_file.py, _utils/shape.py). Shape types:
+rectangle -> Box; polygon -> Polygon, and a polygon of 2 points (or 1), which labelme saves after
+vertex edits and still opens, -> Polyline (Points) keeping shape_type="polygon"; oriented_rectangle
+(4 corners) -> RotatedBox (a Polygon when the corners are not a rectangle) keeping its shape_type;
+circle (centre, then a point on the circle) -> Polygon of ELLIPSE_VERTICES vertices, the first one being
+the point on the circle, with attribute shape_type="circle" so export writes a circle again;
+line / linestrip -> Polyline (a line keeps shape_type="line"); point / points -> Points; mask (base64
+PNG of the region from its first corner) -> Mask of the whole image, its corners rounded and the PNG
+clipped to the image exactly as labelme's shapes_to_label places it.
+
+The image. As labelme, a file's embedded imageData is the image its shapes were drawn on: the image file
+at imagePath is used only when it has the same size, otherwise the embedded image is imported. The
+image-level `flags` set to true become the image's tags. A shape's `description` and `flags` become attributes, and so does the
 `group_id` of lines and points (they cannot merge); a `score` key and an `attributes` object, which
 Studio writes and labelme keeps as extra shape data, are read back.
 
@@ -34,29 +42,31 @@ from studio.core import geometry
 from studio.core.errors import FormatError, InvalidShapeError
 from studio.core.shapes import Box, Mask, Points, Polygon, Polyline, RotatedBox, Shape
 from studio.io.formats.base import (
+    ELLIPSE_VERTICES,
     Dataset,
     DatasetAnnotation,
     DatasetImage,
     check_inside,
     collect_images,
+    ellipse_vertices,
     number,
     skip_or_raise,
     unique_stem,
     write_image,
 )
 
-CIRCLE_VERTICES = 64
-"""Vertices of the polygon a labelme circle becomes: within 0.12 % of the circle's area."""
 LABELME_VERSION = "5.5.0"
 """Written into exported files: the labelme file format these files follow."""
-SHAPE_TYPES = ("rectangle", "polygon", "circle", "line", "linestrip", "point", "points", "mask")
+SHAPE_TYPES = ("rectangle", "polygon", "oriented_rectangle", "circle", "line", "linestrip", "point", "points", "mask")
 _POINT_COUNTS: dict[str, tuple[int, int | None]] = {
-    "rectangle": (2, None), "polygon": (3, None), "circle": (2, 2), "line": (2, 2), "linestrip": (2, None),
-    "point": (1, 1), "points": (1, None), "mask": (2, 2),
+    "rectangle": (2, None), "polygon": (1, None), "oriented_rectangle": (4, 4), "circle": (2, 2), "line": (2, 2),
+    "linestrip": (2, None), "point": (1, 1), "points": (1, None), "mask": (2, 2),
 }
 """(fewest, most) points of each shape type; labelme 3 rectangles had four corners, so no most for them."""
-_AREA_TYPES = {"rectangle", "polygon", "circle", "mask"}
+_AREA_TYPES = {"rectangle", "polygon", "oriented_rectangle", "circle", "mask"}
 """Kinds that merge into one instance when they share (label, group_id); lines and points cannot."""
+_KEPT_TYPES = ("circle", "line", "polygon", "oriented_rectangle")
+"""shape_types kept as an attribute, so export writes the shape as labelme had it."""
 _OWN_KEYS = {"label", "points", "group_id", "shape_type", "flags", "description", "mask", "score", "attributes"}
 
 
@@ -102,6 +112,12 @@ def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_b
     # labelme itself turns Windows separators into '/'; imagePath is relative to the .json
     file_name = posixpath.normpath((sub_folder / PureWindowsPath(image_path).as_posix()).as_posix())
     width, height = (_optional_size(data, key, json_path) for key in ("imageWidth", "imageHeight"))
+    embedded = _image_data(data, json_path)
+    if embedded is not None:  # labelme shows imageData, and checks the stated size against it
+        embedded_size = _encoded_size(embedded, json_path)
+        if (width or embedded_size[0], height or embedded_size[1]) != embedded_size:
+            raise FormatError(f"{json_path}: imageWidth/imageHeight {width}x{height} differ from imageData's {embedded_size[0]}x{embedded_size[1]}")
+        width, height = embedded_size
     size = (height, width) if width and height else None
     pieces = []
     for index, raw in enumerate(data["shapes"]):
@@ -115,7 +131,28 @@ def _read_file(json_path: Path, sub_folder: Path, problems: list[str], *, skip_b
             annotations.append(_merge(group, size))
         except FormatError as exc:
             skip_or_raise(problems, f"{json_path}: group {group[0].group_id} ({group[0].label!r}): {exc}", skip_bad)
-    return DatasetImage(file_name, width, height, annotations, embedded=_image_data(data, json_path))
+    return DatasetImage(file_name, width, height, annotations, embedded=embedded, tags=_image_flags(data, json_path))
+
+
+def _image_flags(data: dict[str, Any], json_path: Path) -> list[str]:
+    """The image-level flags that are set (labelme's classification flags), as tags."""
+    flags = data.get("flags") or {}
+    if not isinstance(flags, dict) or not all(isinstance(v, bool) for v in flags.values()):
+        raise FormatError(f"{json_path}: flags must map names to true/false")
+    return [name for name, value in flags.items() if value]
+
+
+def _encoded_size(encoded: bytes, json_path: Path) -> tuple[int, int]:
+    """(width, height) of an encoded image, from its header."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(encoded)) as image:
+            return image.size
+    except (OSError, UnidentifiedImageError, ValueError, ImportError) as exc:  # ImportError: see voc._segmentation
+        raise FormatError(f"{json_path}: imageData is not an image ({exc})") from None
 
 
 def _optional_size(data: dict[str, Any], key: str, json_path: Path) -> int | None:
@@ -172,7 +209,7 @@ def _read_shape(raw: Any, size: tuple[int, int] | None) -> _Piece:
     except InvalidShapeError as exc:
         raise FormatError(f"{shape_type}: {exc}") from None
     check_inside(shape, size, shape_type)
-    if shape_type in ("circle", "line"):
+    if shape_type in _KEPT_TYPES and (shape_type != "polygon" or not isinstance(shape, Polygon)):
         attributes["shape_type"] = shape_type
     return _Piece(label, shape_type, shape, group_id, score, attributes)
 
@@ -205,14 +242,33 @@ def _shape(shape_type: str, points: list[tuple[float, float]], mask: Any, size: 
         xs, ys = zip(*points, strict=True)
         return Box(min(xs), min(ys), max(xs), max(ys))  # labelme accepts corners in any order
     if shape_type == "polygon":
-        return Polygon([points])
+        # labelme opens the 1- and 2-point polygons vertex edits leave behind; Studio's have 3 or more
+        return Polygon([points]) if len(points) >= 3 else Polyline(points) if len(points) == 2 else Points(points)
+    if shape_type == "oriented_rectangle":
+        return _oriented_rectangle(points)
     if shape_type == "circle":
         return Polygon([_circle(*points)])
     if shape_type in ("line", "linestrip"):
         return Polyline(points)
     if shape_type in ("point", "points"):
         return Points(points)
-    return _mask(points[0], mask, size)
+    return _mask(points, mask, size)
+
+
+def _oriented_rectangle(corners: list[tuple[float, float]]) -> RotatedBox | Polygon:
+    """labelme's oriented_rectangle (4 corners in drawing order) as a RotatedBox whose corners() are the
+    same points; corners that do not form a rectangle (edited by hand) stay a Polygon."""
+    p = np.asarray(corners, dtype=np.float64)
+    (ax, ay), (bx, by) = p[1] - p[0], p[2] - p[1]
+    if ax * by - ay * bx < 0:  # counter-clockwise on screen: walk it the other way
+        p = p[[0, 3, 2, 1]]
+    width, height = np.linalg.norm(p[1] - p[0]), np.linalg.norm(p[2] - p[1])
+    angle = float(np.degrees(np.arctan2(*(p[1] - p[0])[::-1])))
+    centre = p.mean(axis=0)
+    box = RotatedBox(float(centre[0]), float(centre[1]), float(width), float(height), angle)
+    if np.allclose(box.corners(), p, atol=1e-6 * max(width, height, 1.0)):
+        return box
+    return Polygon([corners])
 
 
 def _need_points(shape_type: str, count: int) -> None:
@@ -223,17 +279,18 @@ def _need_points(shape_type: str, count: int) -> None:
 
 
 def _circle(centre: tuple[float, float], on_circle: tuple[float, float]) -> list[tuple[float, float]]:
-    """CIRCLE_VERTICES vertices of the circle, starting at (exactly) the point labelme stored on it."""
+    """ELLIPSE_VERTICES vertices of the circle, starting at (exactly) the point labelme stored on it."""
     (cx, cy), (px, py) = centre, on_circle
     radius, start = math.hypot(px - cx, py - cy), math.atan2(py - cy, px - cx)
     if radius == 0:
         raise FormatError("a circle has zero radius")
-    angles = start + 2 * math.pi * np.arange(1, CIRCLE_VERTICES) / CIRCLE_VERTICES
-    return [on_circle, *zip((cx + radius * np.cos(angles)).tolist(), (cy + radius * np.sin(angles)).tolist(), strict=True)]
+    return [on_circle, *ellipse_vertices(centre, (radius, radius), start=start)[1:]]
 
 
-def _mask(corner: tuple[float, float], encoded: Any, size: tuple[int, int] | None) -> Mask:
-    """labelme's mask: a PNG of the pixels from corner (x1, y1) to (x2, y2) inclusive -> full-image Mask."""
+def _mask(corners: list[tuple[float, float]], encoded: Any, size: tuple[int, int] | None) -> Mask:
+    """labelme's mask: a PNG placed from its first corner -> full-image Mask, as shapes_to_label does it:
+    corners rounded (half to even, numpy's round), integer corners crop the PNG to them inclusive,
+    fractional ones keep the PNG's own size, and what lies outside the image is cut off."""
     import cv2
 
     if size is None:
@@ -243,12 +300,17 @@ def _mask(corner: tuple[float, float], encoded: Any, size: tuple[int, int] | Non
     if crop is None:
         raise FormatError("a mask shape needs its 'mask': a base64-encoded PNG")
     crop = crop.any(axis=2) if crop.ndim == 3 else crop.astype(bool)
-    x1, y1 = int(corner[0]), int(corner[1])
+    given = np.asarray(corners, dtype=np.float64)
+    (x1, y1), (x2, y2) = np.round(given).astype(int).tolist()
+    patch_height, patch_width = crop.shape
+    if np.array_equal(given, np.trunc(given)):
+        patch_height, patch_width = min(y2 - y1 + 1, patch_height), min(x2 - x1 + 1, patch_width)
     height, width = size
-    if x1 < 0 or y1 < 0 or x1 + crop.shape[1] > width or y1 + crop.shape[0] > height:
-        raise FormatError(f"mask at ({x1}, {y1}) of {crop.shape[1]}x{crop.shape[0]} lies outside the {width}x{height} image")
+    top, bottom = max(y1, 0), min(y1 + patch_height, height)
+    left, right = max(x1, 0), min(x1 + patch_width, width)
     full = np.zeros(size, dtype=bool)
-    full[y1 : y1 + crop.shape[0], x1 : x1 + crop.shape[1]] = crop
+    if top < bottom and left < right:
+        full[top:bottom, left:right] = crop[top - y1 : bottom - y1, left - x1 : right - x1]
     return geometry.encode_mask(full)
 
 
@@ -257,7 +319,7 @@ def _instances(pieces: list[_Piece]) -> list[list[_Piece]]:
     groups: dict[tuple[str, int], list[_Piece]] = defaultdict(list)
     result: list[list[_Piece]] = []
     for piece in pieces:
-        if piece.group_id is None or piece.shape_type not in _AREA_TYPES:
+        if piece.group_id is None or piece.shape_type not in _AREA_TYPES or isinstance(piece.shape, (Polyline, Points)):
             if piece.group_id is not None:
                 piece.attributes["group_id"] = piece.group_id
             result.append([piece])
@@ -355,23 +417,27 @@ def _labelme_pieces(ann: DatasetAnnotation) -> list[tuple[str, list[list[float]]
     if isinstance(shape, Box):
         return [("rectangle", [[shape.x1, shape.y1], [shape.x2, shape.y2]], None)]
     if isinstance(shape, RotatedBox):
-        return [("polygon", [list(p) for p in shape.corners()], None)]
+        kind = "oriented_rectangle" if ann.attributes.get("shape_type") == "oriented_rectangle" else "polygon"
+        return [(kind, [list(p) for p in shape.corners()], None)]
     if isinstance(shape, Polygon):
         if ann.attributes.get("shape_type") == "circle" and _is_circle(shape):
             centre = np.mean(shape.parts[0], axis=0).tolist()
             return [("circle", [centre, list(shape.parts[0][0])], None)]
         return [("polygon", [list(p) for p in part], None) for part in shape.parts]
+    kept = ann.attributes.get("shape_type")
     if isinstance(shape, Polyline):
-        line = ann.attributes.get("shape_type") == "line" and len(shape.points) == 2
-        return [("line" if line else "linestrip", [list(p) for p in shape.points], None)]
+        line = kept == "line" and len(shape.points) == 2
+        kind = "polygon" if kept == "polygon" and len(shape.points) == 2 else "line" if line else "linestrip"
+        return [(kind, [list(p) for p in shape.points], None)]
     if isinstance(shape, Points):
-        return [("point" if len(shape.points) == 1 else "points", [list(p) for p in shape.points], None)]
+        kind = "polygon" if kept == "polygon" and len(shape.points) == 1 else "point" if len(shape.points) == 1 else "points"
+        return [(kind, [list(p) for p in shape.points], None)]
     return [_mask_piece(shape)]
 
 
 def _is_circle(polygon: Polygon) -> bool:
-    """Whether a polygon is still the regular CIRCLE_VERTICES-gon a circle was read as (not edited since)."""
-    if len(polygon.parts) != 1 or len(polygon.parts[0]) != CIRCLE_VERTICES:
+    """Whether a polygon is still the regular ELLIPSE_VERTICES-gon a circle was read as (not edited since)."""
+    if len(polygon.parts) != 1 or len(polygon.parts[0]) != ELLIPSE_VERTICES:
         return False
     vertices = np.asarray(polygon.parts[0])
     radii = np.hypot(*(vertices - vertices.mean(axis=0)).T)

@@ -1,14 +1,29 @@
-"""YOLO (ultralytics) datasets: data.yaml + images/<split>/ + labels/<split>/, or a plain folder of
-images with same-name .txt files and classes.txt.
+"""YOLO datasets as ultralytics, darknet, CVAT and Roboflow write them.
+
+Layouts read: an ultralytics data.yaml (`names` as a list or a {id: name} dict; `train`/`val`/`test` as
+folders, lists of folders or .txt lists of images; Roboflow's `train: ../train/images` resolved as
+ultralytics resolves it, by dropping the `../` when the path does not exist; a split listed but absent
+is left out), darknet's obj.data (CVAT's "YOLO 1.1": obj.names, train.txt listing `data/obj_train_data/
+x.jpg`, the `data/` prefix being darknet's working folder), and a plain folder of images, or images/ +
+labels/, with classes.txt or obj.names. An image's label file is found by ultralytics' rule (the last
+/images/ becomes /labels/), else beside the image (darknet, CVAT).
 
 Label lines are `class cx cy w h` (a box) or `class x1 y1 x2 y2 ...` (a polygon), normalised to [0, 1],
 with an optional trailing confidence (ultralytics' save_conf). Image sizes come from the image files.
-Writing produces a dataset that ultralytics trains on as it is.
+
+Class ids. Every declared class becomes a label, used or not, and the class id of each name is
+remembered in the project, so an export gives every class the id it had (a model trained on the export
+keeps its meaning); classes new to the project take the ids after them, and an id whose class is not
+exported is named `unused_<id>` so the ids stay 0..n-1 as ultralytics requires.
+
+Writing produces a dataset that ultralytics trains on as it is: 5 columns a box, no confidences unless
+asked (`scores=True`), since ultralytics' dataset check refuses a sixth column.
 """
 
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,7 +39,10 @@ from studio.io.media import probe
 
 DATA_YAML = "data.yaml"
 CLASSES_TXT = "classes.txt"
+NAMES_FILES = (CLASSES_TXT, "obj.names")
+"""Class-name files of a folder without data.yaml: labelImg / Label Studio's classes.txt, darknet's obj.names."""
 SPLITS = ("train", "val", "test")
+DARKNET_SPLITS = ("train", "valid", "test")
 VAL_EVERY = 5
 """One image in VAL_EVERY goes to the validation split on export (by a hash of its name: stable)."""
 COORD_TOLERANCE = 0.01
@@ -33,31 +51,58 @@ COORD_TOLERANCE = 0.01
 # ---- reading ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Layout:
+    root: Path
+    names: list[str]
+    images: list[Path]
+    label_folders: list[Path]
+    """Folders searched for label files without an image."""
+    names_file: Path | None = None
+    list_files: tuple[Path, ...] = ()
+    """Split lists (train.txt): text files that are not label files."""
+
+
 def read(path: Path, *, skip_bad: bool = False) -> Dataset:
-    """A YOLO dataset: its data.yaml, a folder holding one, or a plain folder with classes.txt."""
-    path = Path(path)
-    yaml_path = path if path.is_file() else _find_yaml(path)
-    if yaml_path is not None:
-        root, names, image_files, label_folders = _layout_from_yaml(yaml_path)
-    else:
-        root, names = path, _names_from_classes_txt(path)
-        image_files = _images_under(path)
-        label_folders = [path]
-    label_of = _label_path if yaml_path is not None else _label_beside
+    """A YOLO dataset: its data.yaml or obj.data, or a folder holding one, or a folder with classes.txt."""
+    layout = _locate(Path(path))
     problems: list[str] = []
-    images = [_read_image(image, label_of(image), root, names, problems, skip_bad) for image in image_files]
-    expected = {label_of(image) for image in image_files} | {root / CLASSES_TXT}
-    for folder in label_folders:
+    label_files = {image: _label_file(image) for image in layout.images}
+    images = [
+        _read_image(image, label_files[image], layout.root, layout.names, problems, skip_bad) for image in layout.images
+    ]
+    expected = set(label_files.values()) | {layout.root / name for name in NAMES_FILES}
+    expected |= {*layout.list_files, *([layout.names_file] if layout.names_file else [])}
+    for folder in layout.label_folders:
         for orphan in sorted(set(folder.rglob("*.txt")) - expected):
-            skip_or_raise(problems, f"{_shown(orphan, root)}: label file without an image", skip_bad)
-    return Dataset(labels=names, images=[i for i in images if i is not None], image_root=root, problems=problems)
+            skip_or_raise(problems, f"{_shown(orphan, layout.root)}: label file without an image", skip_bad)
+    return Dataset(
+        labels=layout.names,
+        images=[i for i in images if i is not None],
+        image_root=layout.root,
+        problems=problems,
+        label_ids={name: index for index, name in enumerate(layout.names)},
+    )
 
 
-def _find_yaml(folder: Path) -> Path | None:
-    if (folder / DATA_YAML).is_file():
-        return folder / DATA_YAML
-    candidates = sorted(folder.glob("*.yaml"))
-    return candidates[0] if len(candidates) == 1 else None
+def _locate(path: Path) -> _Layout:
+    if path.is_file():
+        if path.suffix in (".yaml", ".yml"):
+            return _layout_from_yaml(path)
+        if path.suffix == ".data":
+            return _layout_from_darknet(path)
+        raise FormatError(f"{path}: expected a YOLO data.yaml, a darknet obj.data or a dataset folder")
+    if not path.is_dir():
+        raise FormatError(f"{path}: not a YOLO dataset folder or data.yaml")
+    for pattern, layout in (("*.yaml", _layout_from_yaml), ("*.data", _layout_from_darknet)):
+        preferred = path / (DATA_YAML if pattern == "*.yaml" else "obj.data")
+        candidates = [preferred] if preferred.is_file() else sorted(path.glob(pattern))
+        if len(candidates) == 1:
+            return layout(candidates[0])
+    names_file = next((path / name for name in NAMES_FILES if (path / name).is_file()), None)
+    if names_file is None:
+        raise FormatError(f"{path}: no {DATA_YAML}, obj.data, {CLASSES_TXT} or obj.names naming the classes")
+    return _Layout(path, _names_from_file(names_file), _images_under(path), [path], names_file)
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -68,7 +113,7 @@ def _shown(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], list[Path]]:
+def _layout_from_yaml(yaml_path: Path) -> _Layout:
     """Root folder, class names, image files and label folders of an ultralytics data.yaml."""
     try:
         data = yaml.safe_load(yaml_path.read_text())
@@ -85,6 +130,8 @@ def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], lis
         root = given.resolve() if given.is_dir() else yaml_path.parent
     images: dict[Path, None] = {}  # ordered set: train and val may name the same folder
     folders: list[Path] = []
+    looked: list[str] = []
+    lists: list[Path] = []
     for split in SPLITS:
         entries = data.get(split)
         if entries is None:
@@ -93,16 +140,57 @@ def _layout_from_yaml(yaml_path: Path) -> tuple[Path, list[str], list[Path], lis
             if not isinstance(entry, str):
                 raise FormatError(f"{yaml_path.name}: `{split}` must be a path or a list of paths, got {entry!r}")
             location = root / entry
+            if not location.exists() and entry.startswith("../"):
+                location = root / entry[3:]  # Roboflow's `../train/images`, as ultralytics reads it
+            looked.append(str(location))
             if location.is_dir():
                 images.update(dict.fromkeys(_images_under(location)))
                 folders.append(_label_path(location / "x").parent)
             elif location.is_file() and location.suffix == ".txt":
-                images.update(dict.fromkeys(_images_listed(location)))
-            else:
-                raise FormatError(f"{yaml_path.name}: `{split}` folder {entry} not found under {root}")
-    if not images and not folders:
+                images.update(dict.fromkeys(_images_listed(location, [location.parent])))
+                lists.append(location)
+            # a split listed but absent (Roboflow lists `test` when there is none) is no error by itself
+    if not looked:
         raise FormatError(f"{yaml_path.name}: names no `train`, `val` or `test` images")
-    return root, names, list(images), [f for f in folders if f.is_dir()]
+    if not folders and not images:
+        raise FormatError(f"{yaml_path.name}: split folders not found (looked for {', '.join(looked)})")
+    return _Layout(root, names, list(images), [f for f in folders if f.is_dir()], list_files=tuple(lists))
+
+
+def _layout_from_darknet(data_path: Path) -> _Layout:
+    """darknet's obj.data (`names = data/obj.names`, `train = data/train.txt`, ...), as CVAT exports it.
+
+    Its paths are relative to darknet's working folder, which holds `data/`; a path is looked up beside
+    the obj.data, from its parent, and without the `data/` prefix (how datumaro reads CVAT's export).
+    """
+    data_path = data_path.resolve()  # image paths in its lists are resolved too
+    try:
+        lines = data_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"{data_path.name}: cannot read: {exc}") from None
+    entries = {key.strip(): value.strip() for key, sep, value in (line.partition("=") for line in lines) if sep}
+    bases = [data_path.parent, data_path.parent.parent]
+    if "names" not in entries:
+        raise FormatError(f"{data_path.name}: no `names = ...` line naming the class-name file")
+    names_file = _darknet_path(entries["names"], bases, data_path)
+    images: dict[Path, None] = {}
+    lists = [_darknet_path(entries[split], bases, data_path) for split in DARKNET_SPLITS if split in entries]
+    for list_file in lists:
+        images.update(dict.fromkeys(_images_listed(list_file, bases)))
+    if not images:
+        raise FormatError(f"{data_path.name}: lists no images (`train = ...` or `valid = ...`)")
+    folders = sorted({image.parent for image in images if image.parent != data_path.parent})
+    return _Layout(data_path.parent, _names_from_file(names_file), list(images), folders, names_file, tuple(lists))
+
+
+def _darknet_path(entry: str, bases: list[Path], where: Path) -> Path:
+    entry = entry.replace("\\", "/")
+    relative = [entry, entry[len("data/") :]] if entry.startswith("data/") else [entry]
+    candidates = [base / path for path in relative for base in bases]
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        raise FormatError(f"{where.name}: {entry} not found (looked in {', '.join(str(c) for c in candidates)})")
+    return found
 
 
 def _names(raw: Any, where: str) -> list[str]:
@@ -123,30 +211,33 @@ def _names(raw: Any, where: str) -> list[str]:
     return names
 
 
-def _names_from_classes_txt(folder: Path) -> list[str]:
-    classes = folder / CLASSES_TXT
-    if not folder.is_dir():
-        raise FormatError(f"{folder}: not a YOLO dataset folder or data.yaml")
-    if not classes.is_file():
-        raise FormatError(f"{folder}: no {DATA_YAML} or {CLASSES_TXT} naming the classes")
+def _names_from_file(names_file: Path) -> list[str]:
+    """Class names one a line (classes.txt, obj.names); line i names class i."""
     try:
-        text = classes.read_text()
+        text = names_file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise FormatError(f"{CLASSES_TXT}: cannot read: {exc}") from None
-    return _names([line for line in text.splitlines() if line.strip()], CLASSES_TXT)
+        raise FormatError(f"{names_file.name}: cannot read: {exc}") from None
+    return _names([line for line in text.splitlines() if line.strip()], names_file.name)
 
 
 def _images_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
 
 
-def _images_listed(list_file: Path) -> list[Path]:
-    """Images named one per line in a split .txt, relative to the list file's folder (as ultralytics)."""
+def _images_listed(list_file: Path, bases: list[Path]) -> list[Path]:
+    """Images named one per line in a split .txt: relative to the list file's folder (as ultralytics),
+    or to darknet's working folder, with or without its `data/` prefix (as CVAT writes them)."""
     try:
         lines = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
     except (OSError, UnicodeDecodeError) as exc:
         raise FormatError(f"{list_file.name}: cannot read: {exc}") from None
-    return [(list_file.parent / line).resolve() for line in lines]
+    found = []
+    for line in lines:
+        try:
+            found.append(_darknet_path(line, bases, list_file).resolve())
+        except FormatError:
+            found.append((list_file.parent / line).resolve())  # reported as a missing image when read
+    return found
 
 
 def _label_path(image: Path) -> Path:
@@ -158,9 +249,11 @@ def _label_path(image: Path) -> Path:
     return image.with_suffix(".txt")
 
 
-def _label_beside(image: Path) -> Path:
-    """A plain folder's rule: x.jpg's labels are x.txt next to it."""
-    return image.with_suffix(".txt")
+def _label_file(image: Path) -> Path:
+    """ultralytics' rule when that file exists (or the image is under images/), else x.txt beside x.jpg."""
+    by_rule = _label_path(image)
+    beside = image.with_suffix(".txt")
+    return by_rule if by_rule.is_file() or not beside.is_file() else beside
 
 
 def _read_image(
@@ -225,21 +318,25 @@ def _shape(coords: np.ndarray, width: int, height: int) -> Shape:
 # ---- writing ---------------------------------------------------------------------------------------
 
 
-def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path]:
+def write(dataset: Dataset, out: Path, *, copy_images: bool = True, scores: bool = False) -> list[Path]:
     """OUT/data.yaml, OUT/labels/{train,val}/ and (when `copy_images`) OUT/images/{train,val}/.
 
     Images are linked or copied, not referenced where they are: ultralytics finds an image's labels by
     replacing /images/ with /labels/ in its path. A dataset with any polygon or mask is written as a
     segmentation dataset (boxes as 4-corner polygons), since ultralytics drops the boxes of a mixed one.
+    `scores` adds each prediction's confidence as a last column (ultralytics' save_conf), which
+    ultralytics' dataset check refuses; without it a run exports as a trainable dataset.
+    Class ids follow `dataset.label_ids` (the ids remembered from this format) and are stored back there.
     """
     out = Path(out)
-    class_ids = {name: index for index, name in enumerate(dataset.labels)}
+    class_ids = _class_ids(dataset)
+    dataset.label_ids = dict(class_ids)
     segments = any(isinstance(a.shape, (Polygon, Mask, RotatedBox)) for i in dataset.images for a in i.annotations)
     files: list[Path] = []
     splits = _splits(dataset.images)
     for image, split in zip(dataset.images, splits, strict=True):
         width, height = _size(image)
-        lines = [_line(a, class_ids[a.label], width, height, segments=segments) for a in image.annotations]
+        lines = [_line(a, class_ids[a.label], width, height, segments=segments, score=scores) for a in image.annotations]
         relative = _safe_relative(image.file_name)
         label_file = out / "labels" / split / relative.with_suffix(".txt")
         label_file.parent.mkdir(parents=True, exist_ok=True)
@@ -253,9 +350,22 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
     # absolute one breaks when the folder moves. Without it, paths are relative to this file.
     # A one-image dataset has no validation image; it validates on its training image.
     val = "images/val" if "val" in splits else "images/train"
-    data = {"train": "images/train", "val": val, "names": dict(enumerate(dataset.labels))}
+    by_id = {number: name for name, number in class_ids.items()}
+    names = {number: by_id.get(number, f"unused_{number}") for number in range(max(by_id, default=-1) + 1)}
+    data = {"train": "images/train", "val": val, "names": names}
     (out / DATA_YAML).write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return [out / DATA_YAML, *files]
+
+
+def _class_ids(dataset: Dataset) -> dict[str, int]:
+    """Each label's class id: the remembered one, else the next free id in the dataset's label order."""
+    class_ids = {name: number for name, number in dataset.label_ids.items() if name in dataset.labels}
+    taken = set(class_ids.values())
+    free = (number for number in range(len(dataset.labels) + len(taken)) if number not in taken)
+    for name in dataset.labels:
+        if name not in class_ids:
+            class_ids[name] = next(free)
+    return class_ids
 
 
 def _splits(images: list[DatasetImage]) -> list[str]:
@@ -284,7 +394,7 @@ def _safe_relative(file_name: str) -> PurePosixPath:
     return PurePosixPath(*["images_" if part == "images" else part for part in parts[:-1]], parts[-1])
 
 
-def _line(annotation: DatasetAnnotation, class_id: int, width: int, height: int, *, segments: bool) -> str:
+def _line(annotation: DatasetAnnotation, class_id: int, width: int, height: int, *, segments: bool, score: bool) -> str:
     """One label line, or "" for an empty mask (nothing to write)."""
     shape = annotation.shape
     scale = np.array([width, height], dtype=np.float64)
@@ -301,7 +411,7 @@ def _line(annotation: DatasetAnnotation, class_id: int, width: int, height: int,
             f"YOLO has no form for a {shape.kind!r} ({annotation.label!r}); leave that label out (--labels) "
             "or export to COCO"
         )
-    if annotation.score is not None:
+    if score and annotation.score is not None:
         values.append(annotation.score)
     return " ".join([str(class_id), *(format(v, ".10g") for v in values)])
 

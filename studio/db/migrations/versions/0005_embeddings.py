@@ -1,7 +1,7 @@
 """embeddings: CLIP vectors per image, video frame and annotation crop, per model, as float16 blobs
 
 Revision ID: 0005
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
 Search, zero-shot tagging and duplicate finding read these instead of re-encoding every image; the
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0005'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
