@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,3 +72,26 @@ def image_folder(tmp_path: Path) -> Path:
     for i in range(2):
         write_image(folder / f"b/pic{i}.png", seed=10 + i)
     return folder
+
+
+POSTGRES_URL = os.environ.get("STUDIO_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A new PostgreSQL database on STUDIO_TEST_POSTGRES_URL's server, dropped after the test (skips without one)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    if not POSTGRES_URL:
+        pytest.skip("STUDIO_TEST_POSTGRES_URL is not set (bash .ci/run sets it when PostgreSQL is installed)")
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    name = f"studio_test_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
     "studio.cli.ask_commands",
+    "studio.cli.search_commands",
     "studio.cli.doctor_commands",
 ]
 """The data commands; studio.app.main adds the GUI ones (`studio`, `demo`, `gui`)."""

@@ -42,7 +42,17 @@ from studio.core.types import (
 )
 from studio.db import migrate, project_file
 from studio.db.engine import make_engine
-from studio.db.schema import AnnotationRow, AnswerRow, FileIdRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
+from studio.db.schema import (
+    AnnotationRow,
+    AnswerRow,
+    EmbeddingRow,
+    FileIdRow,
+    LabelRow,
+    MediaRow,
+    RunRow,
+    SettingRow,
+    TagRow,
+)
 
 DB_NAME = "studio.db"
 IDS_PER_QUERY = 10_000
@@ -816,8 +826,47 @@ class Project:
         return wanted
 
     def tags(self, media_id: int) -> list[str]:
+        """The human tags of a media item (a model run's tags are `run_tags`)."""
         with self._session() as s:
-            return sorted(s.scalars(select(TagRow.name).where(TagRow.media_id == media_id)))
+            return sorted(s.scalars(select(TagRow.name).where(TagRow.media_id == media_id, TagRow.run_id.is_(None))))
+
+    def tag_table(self) -> dict[int, list[str]]:
+        """Human tags of every tagged media item, by media id (split checks, zero-shot accuracy)."""
+        with self._session() as s:
+            rows = s.execute(select(TagRow.media_id, TagRow.name).where(TagRow.run_id.is_(None)).order_by(TagRow.name))
+            table: dict[int, list[str]] = {}
+            for media_id, name in rows:
+                table.setdefault(media_id, []).append(name)
+            return table
+
+    def add_run_tags(self, run_id: int, tags: Iterable[tuple[int, str, float]]) -> int:
+        """Store a model run's image tags: (media id, tag, score) each."""
+        rows = [{"media_id": m, "name": name, "run_id": run_id, "score": float(score)} for m, name, score in tags]
+        with self._session() as s:
+            for start in range(0, len(rows), 5000):
+                s.execute(insert(TagRow), rows[start : start + 5000])
+        return len(rows)
+
+    def run_tags(self, run_id: int, *, min_score: float | None = None) -> list[tuple[int, str, float]]:
+        """A run's tags as (media id, tag, score), best first per media item."""
+        query = select(TagRow.media_id, TagRow.name, TagRow.score).where(TagRow.run_id == run_id)
+        if min_score is not None:
+            query = query.where(TagRow.score >= min_score)
+        with self._session() as s:
+            rows = s.execute(query.order_by(TagRow.media_id, TagRow.score.desc())).all()
+        return [(m, name, float(score or 0.0)) for m, name, score in rows]
+
+    def media_ids_with_tag(self, name: str) -> set[int]:
+        """Media carrying this tag, from a person or from a run."""
+        with self._session() as s:
+            return set(s.scalars(select(TagRow.media_id).where(TagRow.name == name)))
+
+    def media_ids_of_run(self, run_id: int) -> set[int]:
+        """Media on which a run predicted something (a box or a tag)."""
+        with self._session() as s:
+            boxes = s.scalars(select(AnnotationRow.media_id).where(AnnotationRow.run_id == run_id).distinct())
+            tags = s.scalars(select(TagRow.media_id).where(TagRow.run_id == run_id).distinct())
+            return set(boxes) | set(tags)
 
     # ---- answers of vision-language models ---------------------------------------------------------
 
@@ -899,7 +948,8 @@ class Project:
                 s.execute(insert(FileIdRow.__table__), list(new.values()))
 
     def counts(self) -> dict[str, int]:
-        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions, answers."""
+        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions, answers,
+        embeddings."""
         with self._session() as s:
             # one pass over the small (label_id, run_id) index counts both
             total, human = s.execute(
@@ -912,4 +962,5 @@ class Project:
                 "runs": s.scalar(select(func.count(RunRow.id))) or 0,
                 "predictions": total - human,
                 "answers": s.scalar(select(func.count(AnswerRow.id))) or 0,
+                "embeddings": s.scalar(select(func.count(EmbeddingRow.id))) or 0,
             }

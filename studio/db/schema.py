@@ -19,11 +19,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -145,7 +147,14 @@ class AnnotationRow(Base):
 
 class TagRow(Base):
     __tablename__ = "tags"
-    __table_args__ = (UniqueConstraint("media_id", "name", name="uq_tags_media_name"),)
+    __table_args__ = (
+        # a person tags an image once per name, and so does each model run; a run's tag may repeat a
+        # person's (zero-shot tagging proposes what may already be there)
+        Index("uq_tags_human", "media_id", "name", unique=True,
+              sqlite_where=text("run_id IS NULL"), postgresql_where=text("run_id IS NULL")),
+        Index("uq_tags_run", "run_id", "media_id", "name", unique=True,
+              sqlite_where=text("run_id IS NOT NULL"), postgresql_where=text("run_id IS NOT NULL")),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), index=True)
@@ -211,3 +220,28 @@ class SettingRow(Base):
 
     key: Mapped[str] = mapped_column(String(256), primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class EmbeddingRow(Base):
+    """One stored vector: a whole image or video frame (annotation_id NULL) or an annotation's crop.
+
+    `model` names the embedding space (plugin and weights); vectors of two spaces never mix. `vector` holds
+    `dim` float16 values (half the size of float32, and more than enough precision for cosine ranking).
+    `stamp` records what was embedded (the file's size and mtime, and the annotation's geometry time), so a
+    changed file or an edited box is re-embedded and an unchanged one is not.
+    """
+
+    __tablename__ = "embeddings"
+    __table_args__ = (
+        Index("ix_embeddings_model_media", "model", "media_id", "frame"),
+        Index("ix_embeddings_annotation", "annotation_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    model: Mapped[str] = mapped_column(String(512))
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    annotation_id: Mapped[int | None] = mapped_column(ForeignKey("annotations.id", ondelete="CASCADE"))
+    dim: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+    stamp: Mapped[str] = mapped_column(String(128))

@@ -63,3 +63,18 @@ def accept_predictions(
 def undo_accept(project: Project, accepted: Sequence[Annotation]) -> int:
     """Delete what an accept added (those still there); returns how many were deleted."""
     return len(project.delete_annotations([a.id for a in accepted if a.id is not None]))
+
+
+def accept_tags(project: Project, run_id: int, *, min_score: float | None = None) -> int:
+    """Add a tagging run's tags (those scoring at least `min_score`) to the human tags; returns how many
+    tags were new."""
+    by_media: dict[int, set[str]] = {}
+    for media_id, name, _score in project.run_tags(run_id, min_score=min_score):
+        by_media.setdefault(media_id, set()).add(name)
+    added = 0
+    with project.transaction():
+        for media_id, names in by_media.items():
+            current = set(project.tags(media_id))
+            added += len(names - current)
+            project.set_tags(media_id, current | names)
+    return added

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
     from studio.ui.ask_panel import AskPanel
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
+    from studio.ui.search_panel import SearchPanel
 
 TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "select": ("V", "Select, move and edit shapes"),
@@ -82,6 +83,7 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         self.runs_panel: RunsPanel | None = None
         self.model_panel: ModelPanel | None = None
         self.ask_panel: AskPanel | None = None
+        self.search_panel: SearchPanel | None = None
         self.jobs: list[Job] = []
         self.segment_tool: SamTool | None = None
         self._segmenter_loading = False
@@ -553,14 +555,23 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         from studio.ui.ask_panel import AskPanel
         from studio.ui.model_panel import ModelPanel
         from studio.ui.runs_panel import RunsPanel
+        from studio.ui.search_panel import SearchPanel
 
         if self.runs_panel is not None:
             self.runs_panel.detach()
-        for dock in (self.model_panel, self.runs_panel, self.ask_panel):
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel, self.search_panel):
             if dock is not None:
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
                 dock.deleteLater()
+        self.search_panel = SearchPanel(project, self)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.search_panel)
+        self.tabifyDockWidget(self.media_dock, self.search_panel)
+        self.panels_menu.addAction(self.search_panel.toggleViewAction())
+        self.search_panel.open_media.connect(lambda media_id, frame: self.show_media(media_id, frame=frame))
+        self.media_shown.connect(self.search_panel.set_current)
+        self.canvas.selection_changed.connect(self.search_panel.set_selection)
+        self.media_dock.raise_()
         self.model_panel = ModelPanel(project, self, lazy=True)
         self.runs_panel = RunsPanel(self.session, self.undo_stack, self)
         self.ask_panel = AskPanel(project, self.undo_stack, self)

@@ -35,7 +35,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
         assert fragment in lines[0]
 
 
-FILLED = {"media": 3, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0}
+FILLED = {"media": 3, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0}
 """What `filled_project` holds; no test may change it (each CLI call costs ~1 s, so it is shared)."""
 
 

@@ -8,38 +8,16 @@ database that it drops at the end.
 from __future__ import annotations
 
 import dataclasses
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from studio.core.errors import NotFoundError, ProjectError, StudioError
 from studio.core.shapes import Box, Polygon
 from studio.core.types import Annotation, MediaInfo
 from studio.db import Project, migrate
-
-POSTGRES_URL = os.environ.get("STUDIO_TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    if not POSTGRES_URL:
-        pytest.skip("STUDIO_TEST_POSTGRES_URL is not set (bash .ci/run sets it when PostgreSQL is installed)")
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    name = f"studio_test_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def exercise_project(project: Project) -> None:
@@ -66,7 +44,7 @@ def exercise_project(project: Project) -> None:
     boxes = [Annotation(media_id=media[1].id, label_id=cat.id, shape=Box(i, i, i + 5, i + 5), run_id=run.id, score=0.5)
              for i in range(20)]
     assert project.add_annotations(boxes, batch_size=7) == 20
-    assert project.counts() == {"media": 3, "annotations": 1, "labels": 2, "runs": 2, "predictions": 20, "answers": 0}
+    assert project.counts() == {"media": 3, "annotations": 1, "labels": 2, "runs": 2, "predictions": 20, "answers": 0, "embeddings": 0}
     assert [m.name for m in project.list_media(unannotated=True)] == ["img1.jpg", "img2.jpg"]
     assert project.count_media(label_id=dog.id) == 1
     assert project.count_media(name_contains="IMG2") == 1
@@ -83,7 +61,7 @@ def exercise_project(project: Project) -> None:
         project.ensure_label("bird")
         project.add_annotations([dataclasses.replace(boxes[0], run_id=None)])
         raise RuntimeError("half way")
-    assert project.counts() == {"media": 3, "annotations": 1, "labels": 1, "runs": 1, "predictions": 0, "answers": 0}
+    assert project.counts() == {"media": 3, "annotations": 1, "labels": 1, "runs": 1, "predictions": 0, "answers": 0, "embeddings": 0}
     project.set_tags(media[0].id, ["night"])
     project.set_setting("view", {"zoom": 2})
     assert (project.tags(media[0].id), project.get_setting("view")) == (["night"], {"zoom": 2})

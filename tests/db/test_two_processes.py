@@ -16,7 +16,6 @@ from studio.core.errors import ProjectError
 from studio.db import Project
 from studio.db.project import BUSY_MESSAGE
 from tests.conftest import write_image
-from tests.db.test_postgres import postgres_url  # noqa: F401 - the fixture
 
 LABELS = [f"new-label-{i}" for i in range(150)]
 CONTEXT = multiprocessing.get_context("spawn")  # a fresh interpreter, as a second Studio would be
@@ -66,7 +65,7 @@ def test_two_processes_creating_the_same_new_labels_both_succeed(tmp_path):
 
 
 @pytest.mark.slow
-def test_two_processes_creating_the_same_new_labels_on_postgres(postgres_url):  # noqa: F811
+def test_two_processes_creating_the_same_new_labels_on_postgres(postgres_url):
     Project.connect(postgres_url, Path(".")).close()
     _check_labels(postgres_url)
 
@@ -109,7 +108,7 @@ def test_parallel_coco_imports_keep_every_remembered_image_id(tmp_path):
 
 
 @pytest.mark.slow
-def test_parallel_coco_imports_keep_every_remembered_image_id_on_postgres(postgres_url, tmp_path):  # noqa: F811
+def test_parallel_coco_imports_keep_every_remembered_image_id_on_postgres(postgres_url, tmp_path):
     Project.connect(postgres_url, Path(".")).close()
     _check_coco_ids(postgres_url, tmp_path)
 
