@@ -27,7 +27,7 @@ from studio.core.shapes import shape_from_json
 from studio.core.types import Annotation, Label, Media, MediaInfo, ModelRun, ReviewState, RunStatus, default_color
 from studio.db import migrate
 from studio.db.engine import make_engine
-from studio.db.schema import AnnotationRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow
+from studio.db.schema import AnnotationRow, LabelRow, MediaRow, RunRow, SettingRow, TagRow, TrackRow
 
 DB_NAME = "studio.db"
 IDS_PER_QUERY = 10_000
@@ -650,7 +650,7 @@ class Project:
     # ---- summary -----------------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions."""
+        """What `studio info --json` prints: media, annotations (human), labels, runs, predictions, tracks."""
         with self._session() as s:
             # one pass over the small (label_id, run_id) index counts both
             total, human = s.execute(
@@ -662,4 +662,5 @@ class Project:
                 "labels": s.scalar(select(func.count(LabelRow.id))) or 0,
                 "runs": s.scalar(select(func.count(RunRow.id))) or 0,
                 "predictions": total - human,
+                "tracks": s.scalar(select(func.count(TrackRow.id))) or 0,
             }

@@ -182,7 +182,8 @@ def load_tracks(project: Project, media_id: int, source: Source = "human") -> Tr
 
 
 def materialize(project: Project, media_id: int, source: Source = "human", *, stride: int = 1) -> Iterator[Annotation]:
-    """Annotations for the frames between keyframes (every `stride`-th frame), for exports and evaluation.
+    """Annotations for the frames between keyframes (frames that are multiples of `stride`), for exports and
+    evaluation.
 
     Keyframes are not repeated: they are annotations already. Each carries its track id and the attribute
     `interpolated: true`.
@@ -194,7 +195,8 @@ def materialize(project: Project, media_id: int, source: Source = "human", *, st
         if not keys:
             continue
         keyed = {frame for frame, _ in keys}
-        for frame in range(keys[0][0], media.frame_count, stride):
+        first = -(-keys[0][0] // stride) * stride  # frames that are multiples of the stride: shared by all tracks
+        for frame in range(first, media.frame_count, stride):
             if frame in keyed:
                 continue
             found = shape_at(keys, track.outside, frame)

@@ -17,6 +17,7 @@ from studio.core import geometry
 from studio.core.errors import FormatError, MediaError, NotFoundError, StudioError
 from studio.core.shapes import shape_from_json
 from studio.core.types import Annotation, Media
+from studio.db import tracks as track_store
 from studio.db.project import Project, Source
 from studio.io import formats
 from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, bulk_objects, skip_or_raise
@@ -228,9 +229,13 @@ def build_dataset(
     source: Source = "human",
     labels: Sequence[str] | None = None,
     cancel: CancelCheck | None = None,
+    track_stride: int | None = None,
 ) -> Dataset:
     """The project as a dataset: every image (unannotated ones too, as negatives) and every annotated
     video frame, with annotations of `source` restricted to `labels` (all labels when None).
+
+    With `track_stride`, tracks also contribute their interpolated shapes on every `track_stride`-th frame
+    between and after their keyframes (image formats have no tracks: the frames are materialised).
 
     File names keep the project-relative folders, so they are unique; media outside the project folder
     are named by their file name, with the media id added when two share a name.
@@ -252,6 +257,13 @@ def build_dataset(
                 by_frame[(media_id, frame)].append(
                     DatasetAnnotation(names[label_id], shape_from_json(shape), score, dict(attributes or {}), track_id)
                 )
+        if track_stride is not None:
+            for video in (m for m in project.list_media() if m.kind == "video"):
+                for ann in track_store.materialize(project, video.id, source, stride=track_stride):
+                    if ann.label_id in names:
+                        by_frame[(video.id, ann.frame)].append(
+                            DatasetAnnotation(names[ann.label_id], ann.shape, ann.score, ann.attributes, ann.track_id)
+                        )
     images: list[DatasetImage] = []
     taken: set[str] = set()
     for media in project.list_media():
@@ -290,6 +302,7 @@ def export_dataset(
     labels: Sequence[str] | None = None,
     copy_images: bool = True,
     cancel: CancelCheck | None = None,
+    track_stride: int | None = None,
 ) -> ExportReport:
     """Write the project (human annotations, or a run given by name or id) in a format to `out`.
 
@@ -299,7 +312,8 @@ def export_dataset(
     write = formats.writer(format_name)
     if isinstance(source, str) and source not in ("human", "all"):
         source = project.find_run(source).id
-    dataset = build_dataset(project, source=source, labels=labels, cancel=cancel)  # type: ignore[arg-type]
+    dataset = build_dataset(project, source=source, labels=labels, cancel=cancel,  # type: ignore[arg-type]
+                            track_stride=track_stride)
     # labels keep the ids they had in this format's files (COCO category ids), where remembered
     remembered = {name: int(number) for number, name in _FormatIds.load(project, format_name).labels.items()}
     dataset.label_ids = {name: remembered[name] for name in dataset.labels if name in remembered}
