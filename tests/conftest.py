@@ -73,10 +73,13 @@ def write_video(path: Path, frames: int = 30, width: int = 96, height: int = 64,
 
     path.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
+    # bright, but with a texture a visual tracker can lock on to (a flat square gives it nothing)
+    texture = np.random.default_rng(0).integers(205, 256, (square, square, 3), dtype=np.uint8)
+    texture[: square // 2, : square // 2] = 255
     for f in range(frames):
         image = np.full((height, width, 3), 30, np.uint8)
         x = int(round(4 + speed * f))
-        image[20 : 20 + square, x : x + square] = 255
+        image[20 : 20 + square, x : x + square] = texture
         writer.write(image)
     writer.release()
     return path
