@@ -63,6 +63,29 @@ def write_image(path: Path, width: int = 64, height: int = 48, *, seed: int = 0)
     return path
 
 
+def write_video(path: Path, frames: int = 30, width: int = 96, height: int = 64, *, square: int = 12,
+                speed: float = 2.0) -> Path:
+    """Write an MJPG video of a white square moving right by `speed` px a frame on a dark background.
+
+    The square's box on frame f is (4 + speed*f, 20, 4 + speed*f + square, 20 + square): trackers and
+    interpolation have a known truth to follow.
+    """
+    import cv2
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (width, height))
+    # bright, but with a texture a visual tracker can lock on to (a flat square gives it nothing)
+    texture = np.random.default_rng(0).integers(205, 256, (square, square, 3), dtype=np.uint8)
+    texture[: square // 2, : square // 2] = 255
+    for f in range(frames):
+        image = np.full((height, width, 3), 30, np.uint8)
+        x = int(round(4 + speed * f))
+        image[20 : 20 + square, x : x + square] = texture
+        writer.write(image)
+    writer.release()
+    return path
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     """A folder of 5 images (64x48 jpg/png) in two sub-folders."""

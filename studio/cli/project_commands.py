@@ -10,7 +10,9 @@ from typing import Any
 
 FORMAT_NAMES = ("coco", "yolo", "voc", "labelme", "cvat")
 """For --help only (the format registry imports OpenCV); a test keeps it equal to studio.io.formats.FORMATS."""
-FORMAT_HELP = f"dataset format: {', '.join(FORMAT_NAMES)}"
+VIDEO_FORMAT_NAMES = ("cvat-video", "mot")
+"""Formats of one video's tracks; a test keeps it equal to studio.io.formats.video_tracks.VIDEO_FORMATS."""
+FORMAT_HELP = f"dataset format: {', '.join(FORMAT_NAMES)}; of one video's tracks: {', '.join(VIDEO_FORMAT_NAMES)}"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip bad items and report them")
     p.add_argument("--gt-file", type=Path, metavar="GT.json",
                    help="the ground-truth file whose image ids a COCO results file uses (when several fit)")
+    p.add_argument("--media", metavar="NAME", help="video formats: the video the file belongs to (default: the "
+                   "one the file names, else the project's only video)")
     p.set_defaults(handler=cmd_import)
 
     p = subparsers.add_parser("export", help="export annotations as a dataset")
@@ -42,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--labels", metavar="A,B", help="only these labels (comma-separated)")
     p.add_argument("--no-images", action="store_true", help="write annotations only, do not link/copy images")
     p.add_argument("--scores", action="store_true", help="yolo: add each prediction's confidence as a 6th column")
+    p.add_argument("--frame-stride", type=int, metavar="N", help="image formats: also export tracks' interpolated "
+                   "shapes on every N-th video frame")
+    p.add_argument("--media", metavar="NAME", help="video formats: the video to export (default: the only one)")
     p.set_defaults(handler=cmd_export)
 
     p = subparsers.add_parser("info", help="counts of media, annotations, labels, runs, predictions")
@@ -80,6 +87,8 @@ def cmd_import(args: argparse.Namespace) -> int:
     from studio.io import formats
     from studio.io.formats.transfer import import_dataset
 
+    if args.format in VIDEO_FORMAT_NAMES:
+        return _import_video(args)
     formats.reader(args.format)  # an unknown format is refused in one line before the project is opened
     with Project.open(args.project) as project:
         report = import_dataset(
@@ -96,17 +105,46 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _import_video(args: argparse.Namespace) -> int:
+    from studio.db import Project
+    from studio.io.formats.video_tracks import import_video
+
+    with Project.open(args.project) as project:
+        report = import_video(project, args.format, args.path, media_name=args.media, run_name=args.run,
+                              skip_bad=args.skip_bad)
+    for problem in report.skipped:
+        print(f"skipped: {problem}", file=sys.stderr)
+    target = f"run {report.run!r}" if report.run else "human annotations"
+    print(f"imported {report.tracks} tracks ({report.keyframes} keyframes) and {report.shapes} single-frame shapes "
+          f"on {report.media} as {target} ({len(report.labels_created)} new labels)")
+    return 0
+
+
+def _export_video(args: argparse.Namespace) -> int:
+    from studio.db import Project
+    from studio.io.formats.video_tracks import export_video
+
+    with Project.open(args.project) as project:
+        source = args.source if args.source in ("human", "all") else project.find_run(args.source).id
+        out, data = export_video(project, args.format, args.media, args.out, source)
+    print(f"exported {len(data.tracks)} tracks and {len(data.shapes)} single-frame shapes of {data.source} to {out}")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from studio.db import Project
     from studio.io import formats
     from studio.io.formats.transfer import export_dataset
 
+    if args.format in VIDEO_FORMAT_NAMES:
+        return _export_video(args)
     formats.writer(args.format)  # an unknown format is refused in one line before the project is opened
     labels = [name.strip() for name in args.labels.split(",")] if args.labels else None
     with Project.open(args.project) as project:
         report = export_dataset(
             project, args.format, args.out, source=args.source, labels=labels, copy_images=not args.no_images,
             scores=args.scores,
+            track_stride=args.frame_stride,
         )
     print(f"exported {report.annotations} annotations on {report.images} images to {args.out}")
     return 0

@@ -52,6 +52,7 @@ from studio.db.schema import (
     RunRow,
     SettingRow,
     TagRow,
+    TrackRow,
 )
 
 DB_NAME = "studio.db"
@@ -949,7 +950,7 @@ class Project:
 
     def counts(self) -> dict[str, int]:
         """What `studio info --json` prints: media, annotations (human), labels, runs, predictions, answers,
-        embeddings."""
+        embeddings, tracks."""
         with self._session() as s:
             # one pass over the small (label_id, run_id) index counts both
             total, human = s.execute(
@@ -963,4 +964,5 @@ class Project:
                 "predictions": total - human,
                 "answers": s.scalar(select(func.count(AnswerRow.id))) or 0,
                 "embeddings": s.scalar(select(func.count(EmbeddingRow.id))) or 0,
+                "tracks": s.scalar(select(func.count(TrackRow.id))) or 0,
             }

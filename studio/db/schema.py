@@ -123,6 +123,7 @@ class AnnotationRow(Base):
         Index("ix_annotations_run_media", "run_id", "media_id", "frame", "label_id"),
         # counts per label of a source, and the project's counts, read this small index in order
         Index("ix_annotations_label_run", "label_id", "run_id"),
+        Index("ix_annotations_track", "track_id"),  # a track's keyframes
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -143,6 +144,22 @@ class AnnotationRow(Base):
     created_by: Mapped[str | None] = mapped_column(String(256))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class TrackRow(Base):
+    """An object across the frames of a video; its keyframes are the annotations with its id."""
+
+    __tablename__ = "tracks"
+    __table_args__ = (Index("ix_tracks_media_run", "media_id", "run_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"))
+    label_id: Mapped[int] = mapped_column(ForeignKey("labels.id", ondelete="RESTRICT"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    outside: Mapped[list[list[int]]] = mapped_column(JSON, default=list)
+    """Inclusive [first, last] frame ranges where the object is absent."""
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
 class TagRow(Base):

@@ -231,6 +231,31 @@ def read_frame(path: Path | str, index: int) -> np.ndarray:
         capture.release()
 
 
+def iter_frames(path: Path | str, frames: Iterable[int]) -> Iterator[tuple[int, np.ndarray]]:
+    """(index, BGR frame) for increasing frame indices, decoding sequentially and seeking only over gaps.
+
+    The one way jobs walk a video (prediction, tracking): one open capture, memory flat in the video's length.
+    """
+    capture = cv2.VideoCapture(str(path))
+    try:
+        if not capture.isOpened():
+            raise MediaError(f"{path}: not a readable video")
+        position = 0
+        for index in frames:
+            if index < position - 1 or index < 0:
+                raise MediaError(f"{path}: frames must be read in increasing order (got {index} after {position - 1})")
+            if index > position:
+                capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+                position = index
+            ok, frame = capture.read()
+            if not ok or frame is None:
+                raise MediaError(f"{path}: frame {index} cannot be decoded (past the end or truncated video)")
+            position += 1
+            yield index, frame
+    finally:
+        capture.release()
+
+
 def read_media(project: Project, media: Media, frame: int = 0) -> np.ndarray:
     """Pixels of an image, or of one frame of a video, as BGR uint8 (H, W, 3)."""
     path = project.resolve(media)

@@ -7,13 +7,14 @@ marked "cancelled" with how far it got, a failing one "failed" with the error me
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from studio.core.errors import MediaError, StudioError
+from studio.core.errors import StudioError
 from studio.core.geometry import clip_to_image, encode_mask
 from studio.core.shapes import Box, Mask
 from studio.core.types import Annotation, Media, ModelRun
@@ -70,38 +71,18 @@ def plan(
 
 
 def _pixels(project: Project, items: Sequence[WorkItem]) -> Iterator[tuple[WorkItem, np.ndarray]]:
-    """Decode the items in order; a video is read sequentially once instead of seeking for every frame."""
-    import cv2
+    """Decode the items in order; a video's run of items is read sequentially by one `iter_frames`."""
+    from studio.io.media import iter_frames, read_image
 
-    from studio.io.media import read_image
-
-    capture: cv2.VideoCapture | None = None
-    current: int | None = None
-    position = 0
-    try:
-        for item in items:
-            if item.media.kind == "image":
+    for _, run in itertools.groupby(items, key=lambda item: item.media.id):
+        group = list(run)
+        media = group[0].media
+        if media.kind == "image":
+            for item in group:
                 yield item, read_image(project.resolve(item.media))
-                continue
-            if item.media.id != current:
-                if capture is not None:
-                    capture.release()
-                capture = cv2.VideoCapture(str(project.resolve(item.media)))
-                if not capture.isOpened():
-                    raise MediaError(f"{item.media.path}: not a readable video")
-                current, position = item.media.id, 0
-            assert capture is not None
-            if item.frame > position:
-                capture.set(cv2.CAP_PROP_POS_FRAMES, item.frame)
-                position = item.frame
-            ok, frame = capture.read()
-            if not ok:
-                raise MediaError(f"{item.media.path}: frame {item.frame} cannot be decoded")
-            position += 1
+            continue
+        for item, (_, frame) in zip(group, iter_frames(project.resolve(media), (i.frame for i in group)), strict=True):
             yield item, frame
-    finally:
-        if capture is not None:
-            capture.release()
 
 
 def _batches(

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import write_image
 
-from studio.cli.project_commands import FORMAT_NAMES
+from studio.cli.project_commands import FORMAT_NAMES, VIDEO_FORMAT_NAMES
 
 
 def studio(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -35,7 +35,7 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *fragments: 
         assert fragment in lines[0]
 
 
-FILLED = {"media": 3, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0}
+FILLED = {"media": 3, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0, "tracks": 0}
 """What `filled_project` holds; no test may change it (each CLI call costs ~1 s, so it is shared)."""
 
 
@@ -119,8 +119,10 @@ def test_unknown_format_is_one_clear_error(filled_project: Path, tmp_path: Path)
 
 def test_help_lists_every_registered_format() -> None:
     from studio.io.formats import FORMATS
+    from studio.io.formats.video_tracks import VIDEO_FORMATS
 
     assert tuple(FORMATS) == FORMAT_NAMES
+    assert tuple(VIDEO_FORMATS) == VIDEO_FORMAT_NAMES
 
 
 def test_help_is_fast_and_imports_no_heavy_library() -> None:

@@ -44,7 +44,7 @@ def exercise_project(project: Project) -> None:
     boxes = [Annotation(media_id=media[1].id, label_id=cat.id, shape=Box(i, i, i + 5, i + 5), run_id=run.id, score=0.5)
              for i in range(20)]
     assert project.add_annotations(boxes, batch_size=7) == 20
-    assert project.counts() == {"media": 3, "annotations": 1, "labels": 2, "runs": 2, "predictions": 20, "answers": 0, "embeddings": 0}
+    assert project.counts() == {"media": 3, "annotations": 1, "labels": 2, "runs": 2, "predictions": 20, "answers": 0, "embeddings": 0, "tracks": 0}
     assert [m.name for m in project.list_media(unannotated=True)] == ["img1.jpg", "img2.jpg"]
     assert project.count_media(label_id=dog.id) == 1
     assert project.count_media(name_contains="IMG2") == 1
@@ -61,7 +61,7 @@ def exercise_project(project: Project) -> None:
         project.ensure_label("bird")
         project.add_annotations([dataclasses.replace(boxes[0], run_id=None)])
         raise RuntimeError("half way")
-    assert project.counts() == {"media": 3, "annotations": 1, "labels": 1, "runs": 1, "predictions": 0, "answers": 0, "embeddings": 0}
+    assert project.counts() == {"media": 3, "annotations": 1, "labels": 1, "runs": 1, "predictions": 0, "answers": 0, "embeddings": 0, "tracks": 0}
     project.set_tags(media[0].id, ["night"])
     project.set_setting("view", {"zoom": 2})
     assert (project.tags(media[0].id), project.get_setting("view")) == (["night"], {"zoom": 2})

@@ -182,7 +182,7 @@ def test_runs_get_fresh_names_and_deleting_one_removes_only_its_predictions(proj
     project.add_annotation(_box(media, label.id))
     project.add_annotations([_box(media, label.id, run_id=first.id, score=0.9)] * 3)
     project.add_annotation(_box(media, label.id, run_id=second.id, score=0.5))
-    assert project.counts() == {"media": 1, "annotations": 1, "labels": 1, "runs": 2, "predictions": 4, "answers": 0, "embeddings": 0}
+    assert project.counts() == {"media": 1, "annotations": 1, "labels": 1, "runs": 2, "predictions": 4, "answers": 0, "embeddings": 0, "tracks": 0}
     assert len(project.annotations(media.id, source=first.id, min_score=0.8)) == 3
     assert project.label_counts() == {label.id: 1}
     assert project.label_counts(first.id) == {label.id: 3}

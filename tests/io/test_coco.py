@@ -258,7 +258,7 @@ def test_cli_end_to_end_and_bad_input(tmp_path: Path, capsys: pytest.CaptureFixt
     capsys.readouterr()
     assert main(["info", target, "--json"]) == 0
     counts = json.loads(capsys.readouterr().out)
-    assert counts == {"media": 4, "annotations": 5, "labels": 2, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0}
+    assert counts == {"media": 4, "annotations": 5, "labels": 2, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0, "tracks": 0}
 
     broken = tmp_path / "broken.json"
     broken.write_text('{"images": [')

@@ -260,7 +260,7 @@ def test_cvat_video_file_fails_in_one_line(tmp_path: Path, capsys: pytest.Captur
     error = capsys.readouterr().err.strip()
     assert error.startswith("studio: error: ") and "<track>" in error and "\n" not in error
     with Project.open(project_dir) as project:
-        assert project.counts() == {"media": 0, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0}
+        assert project.counts() == {"media": 0, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0, "tracks": 0}
 
 
 # ---- labelme -----------------------------------------------------------------------------------------

@@ -166,7 +166,7 @@ def test_bad_line_names_file_and_line(project: Project, tmp_path: Path, text: st
     folder = _plain_folder(tmp_path, {"a": "1 0.5 0.5 0.25 0.5\n", "b": "0 0.5 0.5 0.1 0.1\n" + text})
     with pytest.raises(FormatError, match=rf"b\.txt:2: .*{message}"):
         import_dataset(project, "yolo", folder)
-    assert project.counts() == {"media": 0, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0}
+    assert project.counts() == {"media": 0, "annotations": 0, "labels": 0, "runs": 0, "predictions": 0, "answers": 0, "embeddings": 0, "tracks": 0}
     report = import_dataset(project, "yolo", folder, skip_bad=True)
     assert report.annotations == 2 and len(report.skipped) == 1 and "b.txt:2" in report.skipped[0]
 

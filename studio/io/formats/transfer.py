@@ -19,6 +19,7 @@ from studio.core import geometry
 from studio.core.errors import FormatError, MediaError, NotFoundError, StudioError
 from studio.core.shapes import shape_from_json
 from studio.core.types import Annotation, FileId, Media, check_label_name
+from studio.db import tracks as track_store
 from studio.db.project import Project, Source
 from studio.io import formats, safe_files
 from studio.io.formats.base import Dataset, DatasetAnnotation, DatasetImage, bulk_objects, skip_or_raise
@@ -410,9 +411,13 @@ def build_dataset(
     source: Source = "human",
     labels: Sequence[str] | None = None,
     cancel: CancelCheck | None = None,
+    track_stride: int | None = None,
 ) -> Dataset:
     """The project as a dataset: every image (unannotated ones too, as negatives) and every annotated
     video frame, with annotations of `source` restricted to `labels` (all labels when None).
+
+    With `track_stride`, tracks also contribute their interpolated shapes on every `track_stride`-th frame
+    between and after their keyframes (image formats have no tracks: the frames are materialised).
 
     File names keep the project-relative folders, so they are unique; media outside the project folder
     are named by their file name, with the media id added when two share a name.
@@ -441,6 +446,13 @@ def build_dataset(
             elif area != w * h:
                 annotation.area = area
             by_frame[(media_id, frame)].append(annotation)
+        if track_stride is not None:
+            for video in (m for m in project.list_media() if m.kind == "video"):
+                for ann in track_store.materialize(project, video.id, source, stride=track_stride):
+                    if ann.label_id in names:
+                        by_frame[(video.id, ann.frame)].append(
+                            DatasetAnnotation(names[ann.label_id], ann.shape, ann.score, ann.attributes, ann.track_id)
+                        )
     images: list[DatasetImage] = []
     taken: set[str] = set()
     for media in project.list_media():
@@ -484,6 +496,7 @@ def export_dataset(
     copy_images: bool = True,
     cancel: CancelCheck | None = None,
     scores: bool = False,
+    track_stride: int | None = None,
 ) -> ExportReport:
     """Write the project (human annotations, or a run given by name or id) in a format to `out`.
 
@@ -503,7 +516,8 @@ def export_dataset(
         options["scores"] = True
     if isinstance(source, str) and source not in ("human", "all"):
         source = project.find_run(source).id
-    dataset = build_dataset(project, source=source, labels=labels, cancel=cancel)  # type: ignore[arg-type]
+    dataset = build_dataset(project, source=source, labels=labels, cancel=cancel,  # type: ignore[arg-type]
+                            track_stride=track_stride)
     numbered = formats.numbers_images(format_name)
     label_of = {label.name: label.id for label in project.labels()}
     file_ids = _FileIds(project, format_name)
