@@ -15,10 +15,7 @@ missing text model is an error, never a silent fall back to the model's built-in
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,35 +24,17 @@ from studio.core.errors import StudioError
 from studio.core.shapes import Box
 from studio.models.device import use_half
 from studio.models.protocols import Detection, PluginSpec, WeightsFile
-from studio.models.weights import WeightsError, check_checkpoint_globals, resolve_weights, weights_dir
+from studio.models.ultralytics_setup import CHECKPOINT_GLOBALS, ONLINE_ENV
+from studio.models.ultralytics_setup import configure_ultralytics_offline as configure_offline
+from studio.models.weights import WeightsError, check_checkpoint_globals, resolve_weights
 
 if TYPE_CHECKING:
     import torch
 
-ONLINE_ENV = "STUDIO_ULTRALYTICS_ONLINE"
 RELEASES = "https://github.com/ultralytics/assets/releases/download/v8.3.0/"
-CHECKPOINT_GLOBALS = ("ultralytics.", "torch.", "collections.", "numpy.", "_codecs.", "builtins.set", "builtins.slice",
-                      "types.SimpleNamespace", "pathlib.", "datetime.", "argparse.Namespace", "copyreg._reconstructor",
-                      "builtins.object", "builtins.dict", "builtins.list", "builtins.tuple", "builtins.getattr")
-"""What a YOLO checkpoint's pickle may name: the model's own classes and plain containers."""
 
 TextEncoder = Callable[[Sequence[str]], "torch.Tensor"]
 """Class names -> (N, D) L2-normalised text embeddings on any device."""
-
-
-def configure_offline() -> None:
-    """Make ultralytics quiet on the network before its first import (see the module docstring)."""
-    if os.environ.get(ONLINE_ENV, "").strip() not in {"1", "true", "yes"}:
-        os.environ["YOLO_OFFLINE"] = "1"
-    config = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(weights_dir().parent / "ultralytics")))
-    fonts = config / "Ultralytics"
-    if not (fonts / "Arial.ttf").is_file():
-        import matplotlib
-
-        source = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-        fonts.mkdir(parents=True, exist_ok=True)
-        for name in ("Arial.ttf", "Arial.Unicode.ttf"):
-            shutil.copy(source, fonts / name)
 
 
 def _ultralytics() -> Any:

@@ -58,6 +58,8 @@ class DatasetImage:
     frame: int | None = None
     source_id: int | None = None
     embedded: bytes | None = None
+    split: str | None = None
+    """"train" or "val" when the caller chose the side (training uses the project's stored split)."""
 
 
 @dataclass
