@@ -15,6 +15,7 @@ import importlib.util
 import multiprocessing
 import queue
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,7 @@ from studio.models.registry import all_plugins, device_for, get_plugin
 from studio.models.ultralytics_setup import CHECKPOINT_GLOBALS
 from studio.models.weights import check_checkpoint_globals, resolve_weights, sha256_of
 from studio.train import worker
-from studio.train.dataset import SplitChoice, TrainingSet, build_training_set, stored_choice
+from studio.train.dataset import SPLIT_SETTING, SplitChoice, TrainingSet, build_training_set, stored_choice
 
 MODELS_DIR = "models"
 """Folder of the project directory that holds trained models, one sub-folder per model."""
@@ -180,13 +181,16 @@ def _run_worker(
     history = list(model.history)
     try:
         while True:
-            if not stop.is_set() and cancel():
-                stop.set()
             try:
+                if not stop.is_set() and cancel():
+                    stop.set()
                 event = events.get(timeout=POLL_SECONDS)
             except queue.Empty:
                 if not process.is_alive() and events.empty():
                     raise StudioError(f"the training process ended unexpectedly (exit code {process.exitcode})") from None
+                continue
+            except KeyboardInterrupt:  # Ctrl+C is Cancel: the worker stops after its batch and saves
+                stop.set()
                 continue
             if event["kind"] == "batch" and progress is not None:
                 progress(TrainProgress(event["epoch"], event["epochs"], event["batch"], event["batches"]))
@@ -243,6 +247,7 @@ def train_model(
     )
     name = _unique_name(project, options.name, options.model)
     folder = project.root / MODELS_DIR / name
+    split_before = (project.split(), project.get_setting(SPLIT_SETTING))
     with tempfile.TemporaryDirectory(prefix="studio-train-") as temp:
         data = build_training_set(project, Path(temp) / "data", choice=choice, labels=options.labels,
                                   segments=options.task == "segment")
@@ -252,7 +257,13 @@ def train_model(
             split=data.split_record(choice),
         )
         config = worker_config(options, base, data, folder, name, device)
-        model = _train_and_register(project, model, config, progress, cancel)
+        try:
+            model = _train_and_register(project, model, config, progress, cancel)
+        except BaseException:
+            if not any(m.id == model.id for m in project.trained_models()):  # nothing kept: undo the new split
+                project.set_split(split_before[0], replace_all=True)
+                project.set_setting(SPLIT_SETTING, split_before[1])
+            raise
     return _validate(project, model) if validate else TrainResult(model)
 
 
@@ -289,13 +300,18 @@ def _train_and_register(
     project: Project, model: TrainedModel, config: dict[str, Any],
     progress: Callable[[TrainProgress], None] | None, cancel: CancelCheck,
 ) -> TrainedModel:
+    folder = Path(config["project"])
     try:
         done = _run_worker(config, project, model, progress, cancel)
-    except KeyboardInterrupt:
-        project.update_trained_model(model.id, status="cancelled", finished_at=datetime.now(UTC))
-        raise
     except BaseException as exc:
-        project.update_trained_model(model.id, status="failed", metrics={"error": str(exc)}, finished_at=datetime.now(UTC))
+        learned = project.find_trained_model(model.name).history
+        if not (folder / "train" / "weights" / worker.RESUME_FILE).is_file() and not learned:
+            # nothing was learned (bad config, no memory): leave no trace of this training
+            project.delete_trained_model(model.id)
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            project.update_trained_model(model.id, status="failed", metrics={"error": str(exc)},
+                                         finished_at=datetime.now(UTC))
         raise
     weights = Path(done["best"]) if Path(done["best"]).is_file() else Path(done["last"])
     return project.update_trained_model(
@@ -335,6 +351,9 @@ def _validate(project: Project, model: TrainedModel) -> TrainResult:
     val_media = list(model.split.get("val") or [])
     run = validation_run(project, model, val_media)
     iou_type = "bbox"
+    if not run.stats.get("predictions"):  # a model that finds nothing scores 0; there is nothing to compare
+        metrics = {**model.metrics, "val_map": 0.0, "val_map50": 0.0}
+        return TrainResult(project.update_trained_model(model.id, metrics=metrics), run)
     result = evaluate(project, pred=run.id, iou_type=iou_type, media_ids=val_media)
     metrics = {**model.metrics, "val_map": result.metrics["map"], "val_map50": result.metrics["map50"]}
     model = project.update_trained_model(model.id, metrics=metrics)
@@ -342,6 +361,8 @@ def _validate(project: Project, model: TrainedModel) -> TrainResult:
     if previous is None:
         return TrainResult(model, run)
     previous_run = validation_run(project, previous, val_media)
+    if not previous_run.stats.get("predictions"):
+        return TrainResult(model, run, previous)
     comparison = compare_runs(project, [previous_run.id, run.id], iou_type=iou_type, media_ids=val_media)
     return TrainResult(model, run, previous, comparison)
 
