@@ -351,18 +351,18 @@ def _validate(project: Project, model: TrainedModel) -> TrainResult:
     val_media = list(model.split.get("val") or [])
     run = validation_run(project, model, val_media)
     iou_type = "bbox"
-    if not run.stats.get("predictions"):  # a model that finds nothing scores 0; there is nothing to compare
-        metrics = {**model.metrics, "val_map": 0.0, "val_map50": 0.0}
-        return TrainResult(project.update_trained_model(model.id, metrics=metrics), run)
-    result = evaluate(project, pred=run.id, iou_type=iou_type, media_ids=val_media)
-    metrics = {**model.metrics, "val_map": result.metrics["map"], "val_map50": result.metrics["map50"]}
-    model = project.update_trained_model(model.id, metrics=metrics)
+    if run.stats.get("predictions"):
+        result = evaluate(project, pred=run.id, iou_type=iou_type, media_ids=val_media)
+        scores = {"val_map": result.metrics["map"], "val_map50": result.metrics["map50"]}
+    else:  # a model that finds nothing scores 0 (COCOeval needs at least one prediction)
+        scores = {"val_map": 0.0, "val_map50": 0.0}
+    model = project.update_trained_model(model.id, metrics={**model.metrics, **scores})
     previous = best_model(project, task=model.task, exclude=model.id)
     if previous is None:
         return TrainResult(model, run)
     previous_run = validation_run(project, previous, val_media)
-    if not previous_run.stats.get("predictions"):
-        return TrainResult(model, run, previous)
+    if not (previous_run.stats.get("predictions") and run.stats.get("predictions")):
+        return TrainResult(model, run, previous)  # a run with no predictions has no errors to rank
     comparison = compare_runs(project, [previous_run.id, run.id], iou_type=iou_type, media_ids=val_media)
     return TrainResult(model, run, previous, comparison)
 

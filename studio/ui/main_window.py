@@ -61,6 +61,7 @@ from studio.ui.video_controls import VideoControls
 if TYPE_CHECKING:
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
+    from studio.ui.train_panel import TrainPanel
 
 FORMATS = {  # name -> (menu text, whether the dataset is one file rather than a folder)
     "coco": ("COCO JSON", True),
@@ -120,6 +121,7 @@ class MainWindow(QMainWindow):
         self.visible_runs: set[int] = set()  # mirrors the runs panel's check boxes
         self.runs_panel: RunsPanel | None = None
         self.model_panel: ModelPanel | None = None
+        self.train_panel: TrainPanel | None = None
         self.run_thresholds: dict[int, float] = {}  # run id -> lowest score shown
         self.last_drawing_tool: Tool = "box"
         self.jobs: list[Job] = []
@@ -378,6 +380,8 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self._remember_state()
         self.frame_reader.close()
+        if self.train_panel is not None:
+            self.train_panel.cancel()  # a training stops after its batch and keeps its checkpoint
         # workers (segmenter encodes, jobs) signal objects owned by this window: let them finish first
         QThreadPool.globalInstance().waitForDone(5000)
         if self.project is not None:
@@ -823,15 +827,17 @@ class MainWindow(QMainWindow):
         """The model and runs docks work on one project: rebuilt when another project is opened."""
         from studio.ui.model_panel import ModelPanel
         from studio.ui.runs_panel import RunsPanel
+        from studio.ui.train_panel import TrainPanel
 
-        for dock in (self.model_panel, self.runs_panel):
+        for dock in (self.model_panel, self.runs_panel, self.train_panel):
             if dock is not None:
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
                 dock.deleteLater()
         self.model_panel = ModelPanel(project, self)
         self.runs_panel = RunsPanel(project, self.undo_stack, self)
-        for dock in (self.model_panel, self.runs_panel):
+        self.train_panel = TrainPanel(project, self)
+        for dock in (self.model_panel, self.runs_panel, self.train_panel):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.tabifyDockWidget(self.properties_dock, dock)  # one tab group keeps the canvas wide
             self.panels_menu.addAction(dock.toggleViewAction())
@@ -839,6 +845,7 @@ class MainWindow(QMainWindow):
                 combo.setSizePolicy(QSizePolicy.Policy.Ignored, combo.sizePolicy().verticalPolicy())
         self.properties_dock.raise_()
         self.model_panel.run_finished.connect(self._on_run_finished)
+        self.train_panel.model_trained.connect(self._on_model_trained)
         self.model_panel.run_failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
         self.runs_panel.visibility_changed.connect(self._on_runs_visibility)
         self.runs_panel.threshold_changed.connect(self.set_run_threshold)
@@ -847,9 +854,12 @@ class MainWindow(QMainWindow):
 
     def compare_runs(self) -> None:
         """Open the comparison window on the runs shown; its "open image" brings the image here to fix it."""
+        self._open_comparison(sorted(self.visible_runs))
+
+    def _open_comparison(self, runs: list[int], media_ids: list[int] | None = None) -> None:
         from studio.ui.compare_window import CompareWindow
 
-        window = CompareWindow(self._require(), sorted(self.visible_runs), parent=self)
+        window = CompareWindow(self._require(), runs, media_ids=media_ids, parent=self)
         window.open_media.connect(lambda media_id: self.show_media(media_id))
         window.open_frame.connect(lambda media_id, frame: self.show_media(media_id, frame=frame))
         window.show()
@@ -858,6 +868,14 @@ class MainWindow(QMainWindow):
         self.refresh_labels()  # a detector may have brought new class names
         self.refresh_runs()
         self.set_source_visible(run_id, True)  # show what the model just found
+
+    def _on_model_trained(self, name: str, compared: tuple[list[int], list[int]] | None) -> None:
+        """Select the new model in the Model dock; open its comparison with the previous best at the worst images."""
+        assert self.model_panel is not None
+        self.model_panel.refresh_models(select=name)
+        self.refresh_runs()
+        if compared is not None:
+            self._open_comparison(*compared)
 
     def _on_predictions_accepted(self) -> None:
         if self.media is not None:

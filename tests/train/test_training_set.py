@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import yaml
-from conftest import write_image
+from conftest import write_image, write_video
 
 from studio.cli.main import main
 from studio.core.shapes import Box, Polygon
@@ -24,14 +23,7 @@ def _labelled(project, tmp_path, count: int, *, label: str = "thing") -> list[in
 
 
 def _video(project, tmp_path, frames: list[int]) -> int:
-    import cv2
-
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(12):
-        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
-    writer.release()
-    (video,) = add_paths(project, [path]).added
+    (video,) = add_paths(project, [write_video(tmp_path / "clip.avi")]).added
     label_id = project.ensure_label("thing").id
     project.add_annotations([Annotation(video.id, label_id, Box(4, 4, 20, 20), frame=f) for f in frames])
     return video.id
