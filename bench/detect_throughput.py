@@ -19,8 +19,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from studio_plugins.ultralytics_detect import _ultralytics
 
-from plugins.ultralytics_detect import _ultralytics
 from studio.db import Project
 from studio.io.media import add_paths
 from studio.jobs.predict import run_detection

@@ -38,8 +38,8 @@ def main() -> None:
 
     import torch
     from segment_anything import SamPredictor, sam_model_registry
+    from studio_plugins.segment_anything_sam import SegmentAnythingSegmenter
 
-    from plugins.segment_anything_sam import SegmentAnythingSegmenter
     from studio.jobs.segment import segment_image
     from studio.models.embedding_cache import EmbeddingCache
 

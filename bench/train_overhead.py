@@ -26,7 +26,7 @@ from squares import FAST_RECIPE, IMAGE_SIZE, square_images, tiny_yolo_config
 from studio.core.types import Annotation
 from studio.db import Project
 from studio.io.media import add_paths
-from studio.models.ultralytics_setup import configure_ultralytics_offline
+from studio.models.offline import configure_ultralytics
 from studio.train.dataset import SplitChoice, build_training_set
 from studio.train.detector import TrainOptions, train_model, validation_run
 
@@ -41,7 +41,7 @@ def main() -> None:
     parser.add_argument("--full", action="store_true", help="YOLO11n on 80 images")
     parser.add_argument("--epochs", type=int, default=10)
     args = parser.parse_args()
-    configure_ultralytics_offline()
+    configure_ultralytics()
     count = 80 if args.full else 40
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "project"

@@ -152,11 +152,14 @@ def load(*, weights: str | None = None, device: str | None = None) -> GrabCutSeg
     return GrabCutSegmenter()
 
 
-SPEC = PluginSpec(
-    id="grabcut",
-    family="opencv",
-    task="segment",
-    title="GrabCut (OpenCV, no weights)",
-    load=load,
-    needs_weights=False,
+SPECS = (
+    PluginSpec(
+        id="grabcut",
+        family="opencv",
+        task="segment",
+        title="GrabCut (OpenCV, no weights)",
+        load=load,
+        devices=("cpu",),
+        needs_weights=False,
+    ),
 )

@@ -109,7 +109,7 @@ class OnnxDetector:
 def load(*, weights: str | None = None, device: str = "cpu") -> OnnxDetector:
     import onnxruntime
 
-    path = resolve_weights(SPEC, weights)
+    path = resolve_weights(SPECS[0], weights)
     providers = ["CPUExecutionProvider"]
     if device.startswith("cuda") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
@@ -120,7 +120,9 @@ def load(*, weights: str | None = None, device: str = "cpu") -> OnnxDetector:
     return OnnxDetector(session)
 
 
-SPEC = PluginSpec(
-    id="onnx", family="onnxruntime", task="detect", title="ONNX detector (exported YOLO, onnxruntime)",
-    load=load, devices=("cpu", "cuda"),
+SPECS = (
+    PluginSpec(
+        id="onnx", family="onnxruntime", task="detect", title="ONNX detector (exported YOLO, onnxruntime)",
+        load=load, devices=("cpu", "cuda"),
+    ),
 )

@@ -96,13 +96,15 @@ def load(*, weights: str | None = None, device: str | None = None, **options: An
     return HaarDetector(**options)
 
 
-SPEC = PluginSpec(
-    id="opencv-haar",
-    family="opencv",
-    task="detect",
-    title="Haar cascades (faces, eyes, bodies, cat faces, plates) — no download",
-    load=load,
-    devices=("cpu",),
-    needs_weights=False,
-    options={"classes": list(CASCADES), "default_classes": list(DEFAULT_CLASSES)},
+SPECS = (
+    PluginSpec(
+        id="opencv-haar",
+        family="opencv",
+        task="detect",
+        title="Haar cascades (faces, eyes, bodies, cat faces, plates) — no download",
+        load=load,
+        devices=("cpu",),
+        needs_weights=False,
+        options={"classes": list(CASCADES), "default_classes": list(DEFAULT_CLASSES)},
+    ),
 )

@@ -2,8 +2,8 @@
 
 A model is an official weights name (downloaded by Studio's weights manager on a user's machine), a local
 .pt / .onnx file (e.g. one trained in the project), or a model .yaml (random init: tests, benchmarks).
-Nothing reaches the network behind the user's back: before ultralytics is first imported, `configure_offline`
-sets YOLO_OFFLINE=1 (no hub, no update checks) unless the user sets STUDIO_ULTRALYTICS_ONLINE=1, points
+Nothing reaches the network behind the user's back: before ultralytics is first imported, `configure_ultralytics`
+(studio.models.offline) sets YOLO_OFFLINE=1 (no hub, no update checks) unless the user sets STUDIO_ULTRALYTICS_ONLINE=1, points
 YOLO_CONFIG_DIR at Studio's data dir, and installs a bundled TTF as the Arial.ttf ultralytics would fetch.
 
 YOLO-World / YOLOE detect the classes typed by the user. Their text embeddings come from a `TextEncoder`
@@ -23,10 +23,14 @@ import numpy as np
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
 from studio.models.device import use_half
+from studio.models.offline import ONLINE_ENV, configure_ultralytics
 from studio.models.protocols import Detection, PluginSpec, WeightsFile
-from studio.models.ultralytics_setup import CHECKPOINT_GLOBALS, ONLINE_ENV
-from studio.models.ultralytics_setup import configure_ultralytics_offline as configure_offline
-from studio.models.weights import WeightsError, check_checkpoint_globals, resolve_weights
+from studio.models.weights import (
+    ULTRALYTICS_CHECKPOINT_GLOBALS,
+    WeightsError,
+    check_checkpoint_globals,
+    resolve_weights,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -38,7 +42,7 @@ TextEncoder = Callable[[Sequence[str]], "torch.Tensor"]
 
 
 def _ultralytics() -> Any:
-    configure_offline()
+    configure_ultralytics()
     import ultralytics
 
     return ultralytics
@@ -195,7 +199,7 @@ def _loader(model_class: str, plugin_id: str, *, open_vocabulary: bool) -> Calla
         else:
             path = resolve_weights(spec, source)
             if path.suffix == ".pt":
-                check_checkpoint_globals(path, allowed_prefixes=CHECKPOINT_GLOBALS)
+                check_checkpoint_globals(path, allowed_prefixes=ULTRALYTICS_CHECKPOINT_GLOBALS)
             location = str(path)
         cls = getattr(_ultralytics(), model_class)
         try:

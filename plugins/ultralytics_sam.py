@@ -40,7 +40,7 @@ class UltralyticsSamSegmenter:
 
     def __init__(self, model: Any, *, sam2: bool, device: str = "cpu", input_size: int = INPUT_SIZE) -> None:
         """`input_size` is the encoder's square input side: 1024 as trained; smaller is faster and coarser."""
-        from ultralytics.models.sam import Predictor, SAM2Predictor
+        from ultralytics.models.sam import Predictor, SAM2Predictor  # configured by load() already
 
         self.input_size = input_size
         predictor_class = SAM2Predictor if sam2 else Predictor
@@ -99,6 +99,9 @@ def load(
     *, official: str, weights: str | None = None, device: str | None = None, input_size: int = INPUT_SIZE
 ) -> UltralyticsSamSegmenter:
     """Build the architecture of `official` (e.g. "sam2.1_t.pt") and load the checkpoint into it."""
+    from studio.models.offline import configure_ultralytics
+
+    configure_ultralytics()  # before ultralytics' first import: no settings file in ~/.config, no online checks
     from ultralytics.models.sam.build import sam_model_map
 
     from studio.models.weights import WeightsError, check_checkpoint_globals, resolve_weights

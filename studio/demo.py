@@ -9,13 +9,13 @@ from __future__ import annotations
 import math
 import os
 import shutil
+from importlib import resources
 from pathlib import Path
 
 from studio.core.shapes import Box, Points, Polygon
 from studio.core.types import Annotation
 from studio.db.project import DB_NAME, Project
 
-RESOURCES = Path(__file__).resolve().parent.parent / "resources" / "demo"
 LABELS = ("person", "cat", "cup", "coin", "rocket", "shape")
 
 # Example human annotations, so a first look shows what labelled images look like. Coordinates are in
@@ -61,8 +61,10 @@ def create_demo(directory: Path | str | None = None) -> Project:
         return Project.open(root)
     media_dir = root / "media"
     media_dir.mkdir(parents=True, exist_ok=True)
-    for source in sorted(RESOURCES.iterdir()):
-        shutil.copy2(source, media_dir / source.name)
+    demo_media = resources.files("studio_resources") / "demo"
+    for source in sorted(demo_media.iterdir(), key=lambda entry: entry.name):
+        with resources.as_file(source) as path:  # a real file even when installed zipped
+            shutil.copy2(path, media_dir / source.name)
     project = Project.create(root)
     try:
         with project.transaction():

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
     "studio.cli.gui_commands",
+    "studio.cli.doctor_commands",
 ]
 
 
@@ -51,7 +52,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from studio.core.errors import StudioError
 
     try:
-        return int(args.handler(args) or 0)
+        status = int(args.handler(args) or 0)
+        sys.stdout.flush()  # a closed pipe surfaces here rather than at interpreter exit
+        return status
+    except BrokenPipeError:  # `studio models | head`: the reader left; say nothing, as cat and ls do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's own final flush cannot fail again
+        return 141  # 128 + SIGPIPE, what a shell reports for a process killed by a closed pipe
     except StudioError as exc:
         return fail(str(exc))
     except KeyboardInterrupt:

@@ -109,7 +109,9 @@ MODEL_CACHE = ModelCache(int(os.environ.get(CACHE_SIZE_ENV, DEFAULT_CACHE_SIZE))
 
 def device_for(spec: PluginSpec, requested: str | None) -> str:
     """The device `spec` runs on: "auto" (or None) picks the best one the plugin supports; an explicit
-    request the plugin cannot honour is an error."""
+    request the plugin cannot honour is an error. A CPU-only plugin (Haar, GrabCut) never imports torch to ask."""
+    if spec.devices == ("cpu",) and (requested or "auto").strip().lower() in {"auto", "cpu"}:
+        return "cpu"
     if requested is None or requested.strip().lower() == "auto":
         best = pick_device(None)
         return best if not spec.devices or best.split(":")[0] in spec.devices else spec.devices[0]

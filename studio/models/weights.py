@@ -26,6 +26,14 @@ TRUST_ENV = "STUDIO_TRUST_PICKLES"
 CHUNK_BYTES = 1 << 20
 TIMEOUT_S = 30.0
 
+ULTRALYTICS_CHECKPOINT_GLOBALS = (
+    "ultralytics.", "torch.", "collections.", "numpy.", "_codecs.", "builtins.set", "builtins.slice",
+    "types.SimpleNamespace", "pathlib.", "datetime.", "argparse.Namespace", "copyreg._reconstructor",
+    "builtins.object", "builtins.dict", "builtins.list", "builtins.tuple", "builtins.getattr",
+)
+"""What an ultralytics checkpoint's pickle may name: the model's own classes and plain containers (checked by the
+YOLO plugin before loading and by the trainer before its worker unpickles a base model)."""
+
 DownloadProgress = Callable[[int, int | None], None]
 """Called with (bytes so far, total bytes or None when the server does not say)."""
 

@@ -31,8 +31,7 @@ from studio.eval.evaluate import evaluate
 from studio.jobs.predict import run_detection
 from studio.jobs.runner import CancelCheck, never_cancelled
 from studio.models.registry import all_plugins, device_for, get_plugin
-from studio.models.ultralytics_setup import CHECKPOINT_GLOBALS
-from studio.models.weights import check_checkpoint_globals, resolve_weights, sha256_of
+from studio.models.weights import ULTRALYTICS_CHECKPOINT_GLOBALS, check_checkpoint_globals, resolve_weights, sha256_of
 from studio.train import worker
 from studio.train.dataset import SPLIT_SETTING, SplitChoice, TrainingSet, build_training_set, stored_choice
 
@@ -137,7 +136,7 @@ def resolve_base(model: str, task: TrainTask) -> BaseModel:
     if not name.endswith(".pt"):
         raise StudioError(f"--model takes a .pt weights file or name, or a model .yaml; got {model!r}")
     path = resolve_weights(get_plugin(plugin), model)
-    check_checkpoint_globals(path, allowed_prefixes=CHECKPOINT_GLOBALS)  # the worker unpickles it whole
+    check_checkpoint_globals(path, allowed_prefixes=ULTRALYTICS_CHECKPOINT_GLOBALS)  # the worker unpickles it whole
     return BaseModel(plugin, "RTDETR" if rtdetr else "YOLO", str(path))
 
 

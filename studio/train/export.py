@@ -24,7 +24,7 @@ from studio.core.errors import StudioError
 from studio.db.project import Project
 from studio.io.media import read_image
 from studio.jobs.predict import trained_model_weights
-from studio.models.ultralytics_setup import configure_ultralytics_offline
+from studio.models.offline import configure_ultralytics
 
 PARITY_TOLERANCE = 1e-3
 PARITY_IMAGES = 16
@@ -74,7 +74,7 @@ def export_onnx(project: Project, name: str, *, out: Path | None = None) -> Expo
     """Write NAME's weights as ONNX (beside them, or to `out`) and measure torch/onnxruntime parity."""
     model = project.find_trained_model(name)
     weights = trained_model_weights(project, model)
-    configure_ultralytics_offline()
+    configure_ultralytics()
     import onnxruntime
     import torch
     import ultralytics

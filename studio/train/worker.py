@@ -40,12 +40,12 @@ def train(config: dict[str, Any], events: Any, stop: Any) -> None:
 
 
 def _train(config: dict[str, Any], events: Any, stop: Any) -> None:
-    from studio.models.ultralytics_setup import configure_ultralytics_offline
+    from studio.models.offline import configure_ultralytics
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C reaches the parent, which asks for a clean stop
     sys.stdout = sys.stderr  # the parent's stdout may carry JSON; ultralytics' logs go to stderr
     os.environ.setdefault("YOLO_VERBOSE", "False")  # progress comes through the queue, not progress bars
-    configure_ultralytics_offline()
+    configure_ultralytics()
     import ultralytics
 
     model_class = getattr(ultralytics, config["model_class"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from importlib import resources
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, Qt, QTimer
@@ -12,7 +13,8 @@ from PySide6.QtWidgets import QApplication
 from studio.core.errors import StudioError
 from studio.db.project import Project
 
-ICON = Path(__file__).resolve().parents[2] / "resources" / "icons" / "studio.svg"
+ICON = resources.files("studio_resources") / "icons" / "studio.svg"
+"""The window icon: package data, so it is found in a wheel and in a frozen bundle alike."""
 
 
 def application() -> QApplication:
@@ -26,7 +28,7 @@ def application() -> QApplication:
     app.setApplicationName("Studio")
     app.setOrganizationName("Studio")
     app.setStyle("Fusion")
-    app.setWindowIcon(QIcon(str(ICON)))
+    app.setWindowIcon(QIcon(str(ICON)))  # a Traversable; a plain path once installed
     return app
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from studio_plugins.grabcut import GrabCutSegmenter
 
-from plugins.grabcut import GrabCutSegmenter
 from studio.cli.main import main
 from studio.core.errors import CancelledError, StudioError
 from studio.core.geometry import decode_mask

@@ -23,7 +23,7 @@ EPOCHS = 60
 
 def _train(work: Path) -> Path:
     """Train a 1-class YOLO11 scaled down to 1/8 of the nano width (it learns squares in ~60 short epochs)."""
-    from plugins.ultralytics_detect import _ultralytics
+    from studio_plugins.ultralytics_detect import _ultralytics
 
     ultralytics = _ultralytics()
     truth = square_images(work / "train" / "images", 48, seed=0)

@@ -25,7 +25,7 @@ PROMPT = ["white square", "dark blob"]
 
 @pytest.fixture(scope="module")
 def text_encoder():
-    from plugins.ultralytics_detect import open_clip_text_encoder
+    from studio_plugins.ultralytics_detect import open_clip_text_encoder
 
     return open_clip_text_encoder()  # CLIP ViT-B-32's architecture with random weights
 

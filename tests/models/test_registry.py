@@ -29,13 +29,13 @@ def test_unknown_plugin_lists_the_known_ids():
 
 
 def test_a_plugin_that_fails_to_import_is_reported_not_fatal(monkeypatch):
-    good = EntryPoint("opencv-haar", "plugins.opencv_haar:SPEC", registry.ENTRY_POINT_GROUP)
-    broken = EntryPoint("broken", "plugins.does_not_exist:SPEC", registry.ENTRY_POINT_GROUP)
+    good = EntryPoint("opencv_haar", "studio_plugins.opencv_haar:SPECS", registry.ENTRY_POINT_GROUP)
+    broken = EntryPoint("broken", "studio_plugins.does_not_exist:SPECS", registry.ENTRY_POINT_GROUP)
     monkeypatch.setattr(registry, "entry_points", lambda group: [good, broken])
     registry._discover.cache_clear()
     try:
         assert [s.id for s in registry.all_plugins()] == ["opencv-haar"]
-        assert "No module named 'plugins.does_not_exist'" in registry.broken_plugins()["broken"]
+        assert "No module named 'studio_plugins.does_not_exist'" in registry.broken_plugins()["broken"]
     finally:
         registry._discover.cache_clear()
 

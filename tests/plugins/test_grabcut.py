@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from studio_plugins.grabcut import SPECS, GrabCutSegmenter
 
-from plugins.grabcut import SPEC, GrabCutSegmenter
 from studio.core.shapes import Box
 from studio.models.protocols import Segmenter
 
@@ -26,6 +26,7 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_spec_needs_no_weights_and_loads_a_segmenter():
+    (SPEC,) = SPECS
     assert SPEC.task == "segment" and not SPEC.needs_weights
     assert isinstance(SPEC.load(), Segmenter)
 

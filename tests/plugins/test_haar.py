@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from studio_plugins import opencv_haar
 
-from plugins import opencv_haar
 from studio.core.errors import StudioError
 from studio.models.protocols import Detector
 
@@ -63,7 +63,7 @@ def test_bad_options_are_one_clear_error():
 def test_plugin_module_imports_no_heavy_library():
     import subprocess
 
-    code = "import sys, plugins.opencv_haar; print([m for m in ('torch', 'cv2', 'ultralytics') if m in sys.modules])"
+    code = "import sys, studio_plugins.opencv_haar; print([m for m in ('torch', 'cv2', 'ultralytics') if m in sys.modules])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
 

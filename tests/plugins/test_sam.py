@@ -56,7 +56,7 @@ def vit_b_at(size: int):
 
 @pytest.fixture(scope="module")
 def sam_vit_b():
-    from plugins.segment_anything_sam import SegmentAnythingSegmenter
+    from studio_plugins.segment_anything_sam import SegmentAnythingSegmenter
 
     torch.manual_seed(0)
     segmenter = SegmentAnythingSegmenter(vit_b_at(256).eval())
@@ -84,7 +84,7 @@ def test_segment_anything_embedding_survives_the_disk_cache(sam_vit_b):
 
 
 def test_segment_anything_specs_name_the_official_checkpoints():
-    from plugins.segment_anything_sam import SPECS
+    from studio_plugins.segment_anything_sam import SPECS
 
     assert [s.id for s in SPECS] == ["sam-vit-b", "sam-vit-l", "sam-vit-h"]
     vit_b = SPECS[0].weights[0]
@@ -93,7 +93,7 @@ def test_segment_anything_specs_name_the_official_checkpoints():
 
 
 def test_missing_checkpoint_offline_is_one_clear_error(monkeypatch):
-    from plugins.segment_anything_sam import SPECS
+    from studio_plugins.segment_anything_sam import SPECS
 
     monkeypatch.setenv("STUDIO_OFFLINE", "1")
     with pytest.raises(WeightsError, match="sam_vit_b_01ec64.pth is not downloaded"):
@@ -106,7 +106,7 @@ def test_missing_checkpoint_offline_is_one_clear_error(monkeypatch):
     ("content", "message"), [(b"not a checkpoint", "bad.pth is not a"), (None, "does not fit SAM vit_b")]
 )
 def test_bad_checkpoint_is_one_clear_error(tmp_path: Path, content, message):
-    from plugins.segment_anything_sam import SPECS
+    from studio_plugins.segment_anything_sam import SPECS
 
     path = tmp_path / "bad.pth"
     if content is None:
@@ -135,7 +135,7 @@ def random_checkpoints(tmp_path_factory) -> Path:
 @pytest.mark.slow
 @pytest.mark.parametrize(("official", "sam2"), [("mobile_sam.pt", False), ("sam2_t.pt", True)])
 def test_ultralytics_sam_answers_points_and_boxes(random_checkpoints: Path, official: str, sam2: bool):
-    from plugins.ultralytics_sam import load
+    from studio_plugins.ultralytics_sam import load
 
     segmenter = load(official=official, weights=str(random_checkpoints / official), input_size=256)
     embedding = pickle.loads(pickle.dumps(segmenter.encode(IMAGE)))  # as the disk cache hands it back
@@ -154,7 +154,7 @@ def test_ultralytics_sam_loads_through_the_registry(random_checkpoints: Path):
 
 
 def test_ultralytics_wrong_or_renamed_checkpoint_is_one_clear_error(random_checkpoints: Path, tmp_path: Path):
-    from plugins.ultralytics_sam import load
+    from studio_plugins.ultralytics_sam import load
 
     with pytest.raises(WeightsError, match="does not fit MobileSAM"):
         load(official="mobile_sam.pt", weights=str(random_checkpoints / "sam2_t.pt"))

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from studio_plugins import ultralytics_detect as ud
 
-from plugins import ultralytics_detect as ud
 from studio.core.errors import StudioError
+from studio.models import offline
 from studio.models.weights import WeightsError
 
 
@@ -18,19 +19,19 @@ def yolo() -> ud.UltralyticsDetector:
     return ud.SPECS[0].load(weights="yolo11n.yaml", device="cpu")
 
 
-def test_configure_offline_sets_offline_mode_and_a_private_font(tmp_path, monkeypatch):
+def test_configure_ultralytics_sets_offline_mode_and_a_private_font(tmp_path, monkeypatch):
     monkeypatch.delenv("YOLO_CONFIG_DIR")
     monkeypatch.delenv("YOLO_OFFLINE")
-    monkeypatch.delenv(ud.ONLINE_ENV, raising=False)
+    monkeypatch.delenv(offline.ONLINE_ENV, raising=False)
     monkeypatch.setenv("STUDIO_DATA_DIR", str(tmp_path))
-    ud.configure_offline()
+    offline.configure_ultralytics()
     assert os.environ["YOLO_OFFLINE"] == "1"
     fonts = Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics"
     assert fonts.is_relative_to(tmp_path) and (fonts / "Arial.ttf").stat().st_size > 10_000
 
     monkeypatch.delenv("YOLO_OFFLINE")
-    monkeypatch.setenv(ud.ONLINE_ENV, "1")  # the documented opt-in
-    ud.configure_offline()
+    monkeypatch.setenv(offline.ONLINE_ENV, "1")  # the documented opt-in
+    offline.configure_ultralytics()
     assert "YOLO_OFFLINE" not in os.environ
 
 

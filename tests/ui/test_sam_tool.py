@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QEvent, Qt, QThreadPool
 from PySide6.QtGui import QKeyEvent
+from studio_plugins.grabcut import GrabCutSegmenter
 
-from plugins.grabcut import GrabCutSegmenter
 from studio.core.geometry import decode_mask
 from studio.core.shapes import Mask, Polygon
 from studio.db import Project
