@@ -19,7 +19,7 @@ from studio.core.types import Annotation
 from studio.db import Project
 from studio.io.media import add_paths
 from studio.models.weights import sha256_of
-from studio.train.detector import TrainOptions, TrainProgress, resume_training, train_model
+from studio.train.detector import TrainOptions, TrainProgress, train_model
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # training is minutes on a busy CPU
 
@@ -114,7 +114,7 @@ def test_onnx_export_matches_torch_and_runs_in_the_onnx_plugin(trained, capsys):
         assert all(max(iou(b, o) for o in onnx_boxes) > 0.95 for b in torch_boxes)
 
 
-def test_cancel_keeps_a_usable_checkpoint_and_resume_finishes(trained, tmp_path):
+def test_cancel_keeps_a_usable_checkpoint_and_resume_finishes(trained, capsys):
     project, *_ = trained
     cancelled_at: list[int] = []
 
@@ -138,9 +138,13 @@ def test_cancel_keeps_a_usable_checkpoint_and_resume_finishes(trained, tmp_path)
     assert result.comparison is not None and len(result.comparison.images) == 8
     assert main(["predict", str(project.root), "--model", "short", "--device", "cpu", "--run", "from-cancelled"]) == 0
 
-    resumed = resume_training(project, "short", validate=False)
-    assert resumed.model.status == "complete"
-    assert [h["epoch"] for h in resumed.model.history] == [1, 2, 3, 4]
+    assert main(["train", str(project.root), "--resume", "short", "--no-validate", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)  # stdout holds only the document: the worker logs on stderr
+    resumed = project.find_trained_model("short")
+    assert printed == {"model": "short", "weights": str(project.root / resumed.weights), "status": "complete",
+                       "metrics": resumed.metrics}
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    assert resumed.sha256 == sha256_of(project.root / resumed.weights) != model.sha256
 
 
 def test_a_training_that_fails_at_once_leaves_the_project_as_it_was(tmp_path, capsys):
