@@ -138,6 +138,7 @@ def test_cancel_keeps_a_usable_checkpoint_and_resume_finishes(trained, capsys):
     assert result.comparison is not None and len(result.comparison.images) == 8
     assert main(["predict", str(project.root), "--model", "short", "--device", "cpu", "--run", "from-cancelled"]) == 0
 
+    capsys.readouterr()
     assert main(["train", str(project.root), "--resume", "short", "--no-validate", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)  # stdout holds only the document: the worker logs on stderr
     resumed = project.find_trained_model("short")
