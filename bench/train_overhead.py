@@ -23,13 +23,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from squares import FAST_RECIPE, IMAGE_SIZE, square_images, tiny_yolo_config
 
-from studio.core.types import Annotation
-from studio.db import Project
-from studio.io.media import add_paths
-from studio.models.offline import configure_ultralytics
-from studio.train.dataset import SplitChoice, build_training_set
-from studio.train.detector import TrainOptions, train_model, validation_run
-
 PLAIN = """
 from ultralytics import YOLO
 YOLO({model!r}).train(data={data!r}, project={project!r}, name="plain", exist_ok=True, **{settings!r})
@@ -37,6 +30,14 @@ YOLO({model!r}).train(data={data!r}, project={project!r}, name="plain", exist_ok
 
 
 def main() -> None:
+    # imported here, not at the top: the spawned worker re-imports this script, as it imports `studio` for the CLI
+    from studio.core.types import Annotation
+    from studio.db import Project
+    from studio.io.media import add_paths
+    from studio.models.offline import configure_ultralytics
+    from studio.train.dataset import SplitChoice, build_training_set
+    from studio.train.detector import TrainOptions, train_model, validation_run
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="YOLO11n on 80 images")
     parser.add_argument("--epochs", type=int, default=10)
