@@ -24,7 +24,7 @@ from studio.core.errors import StudioError
 from studio.core.shapes import Box
 from studio.models.device import use_half
 from studio.models.offline import ONLINE_ENV, configure_ultralytics
-from studio.models.protocols import Detection, PluginSpec, WeightsFile
+from studio.models.protocols import Detection, PluginSpec, WeightsFile, check_classes
 from studio.models.weights import (
     ULTRALYTICS_CHECKPOINT_GLOBALS,
     WeightsError,
@@ -111,11 +111,8 @@ class UltralyticsDetector:
     def _class_indices(self, classes: Sequence[str] | None) -> list[int] | None:
         if not classes:
             return None
+        check_classes(self, classes)
         names = self.class_names
-        unknown = [c for c in classes if c not in names]
-        if unknown:
-            shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
-            raise StudioError(f"this model has no class {', '.join(unknown)} (it knows: {shown})")
         return [names.index(c) for c in classes]
 
     def _set_prompt(self, classes: Sequence[str]) -> None:

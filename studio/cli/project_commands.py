@@ -30,6 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", "-f", required=True, metavar="FORMAT", help=FORMAT_HELP)
     p.add_argument("--run", metavar="NAME", help="store the annotations (with scores) as a model run")
     p.add_argument("--skip-bad", action="store_true", help="skip bad items and report them")
+    p.add_argument("--gt-file", type=Path, metavar="GT.json",
+                   help="the ground-truth file whose image ids a COCO results file uses (when several fit)")
     p.set_defaults(handler=cmd_import)
 
     p = subparsers.add_parser("export", help="export annotations as a dataset")
@@ -79,7 +81,9 @@ def cmd_import(args: argparse.Namespace) -> int:
 
     formats.reader(args.format)  # an unknown format is refused in one line before the project is opened
     with Project.open(args.project) as project:
-        report = import_dataset(project, args.format, args.path, run_name=args.run, skip_bad=args.skip_bad)
+        report = import_dataset(
+            project, args.format, args.path, run_name=args.run, skip_bad=args.skip_bad, gt_file=args.gt_file
+        )
     for problem in report.skipped:
         print(f"skipped: {problem}", file=sys.stderr)
     target = f"run {report.run!r}" if report.run else "human annotations"

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from studio.core.errors import StudioError
-from studio.core.shapes import Shape
+from studio.core.shapes import BBox, Shape
 
 MediaKind = Literal["image", "video"]
 MediaStatus = Literal["ok", "missing", "changed"]
@@ -69,6 +69,8 @@ class Media:
     status: MediaStatus = "ok"
     review_state: ReviewState = "todo"
     caption: str | None = None
+    labelled: bool = False
+    """Its ground truth is complete, empty or not (a dataset file listed it): evaluation counts it."""
 
     @property
     def name(self) -> str:
@@ -81,10 +83,33 @@ class Media:
 
 
 @dataclass(frozen=True, slots=True)
+class KeypointSchema:
+    """What the points of a keypoint label are: their names in order, and the bones between them as
+    pairs of 1-based point numbers (COCO's `skeleton`)."""
+
+    names: tuple[str, ...]
+    skeleton: tuple[tuple[int, int], ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.names or not all(isinstance(n, str) for n in self.names):
+            raise StudioError("keypoint names must be a non-empty list of strings")
+        if any(not (1 <= i <= len(self.names) and 1 <= j <= len(self.names)) for i, j in self.skeleton):
+            raise StudioError(f"a skeleton bone names a keypoint outside 1..{len(self.names)}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"names": list(self.names), "skeleton": [list(bone) for bone in self.skeleton]}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeypointSchema:
+        return cls(tuple(data["names"]), tuple((int(i), int(j)) for i, j in data.get("skeleton", [])))
+
+
+@dataclass(frozen=True, slots=True)
 class Label:
     id: int
     name: str
     color: str
+    keypoints: KeypointSchema | None = None
 
     def __post_init__(self) -> None:
         if not self.name.strip():
@@ -109,6 +134,11 @@ class Annotation:
     score: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     track_id: int | None = None
+    bbox: BBox | None = None
+    """The box (x, y, w, h) stored with the shape: derived from it, unless a dataset file stated its own
+    (COCO's `bbox`, which COCO's evaluation uses). None: derive it. Re-derived when the shape changes."""
+    area: float | None = None
+    """The area stored with the shape, like `bbox` (COCO's `area` decides small/medium/large)."""
     id: int | None = None
     created_by: str | None = None
     created_at: datetime | None = None
@@ -117,6 +147,24 @@ class Annotation:
     @property
     def is_human(self) -> bool:
         return self.run_id is None
+
+
+@dataclass(frozen=True, slots=True)
+class FileId:
+    """What a number in a dataset file meant: an image (`media_id`, `frame`) or a category (`label_id`).
+
+    `file` names the dataset file (its absolute path): numbers are scoped to the file that gave them,
+    since two files (Roboflow's train and valid splits) number their images alike. None in `media_id` or
+    `label_id`: the image or label was deleted since; the number still means it, never another one.
+    """
+
+    format: str
+    file: str
+    kind: Literal["image", "category"]
+    number: int
+    media_id: int | None = None
+    frame: int = 0
+    label_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,8 @@ from studio.core.errors import NotFoundError, ProjectError, StudioError
 from studio.core.shapes import shape_from_json
 from studio.core.types import (
     Annotation,
+    FileId,
+    KeypointSchema,
     Label,
     Media,
     MediaInfo,
@@ -40,6 +42,7 @@ from studio.db import migrate
 from studio.db.engine import make_engine
 from studio.db.schema import (
     AnnotationRow,
+    FileIdRow,
     LabelRow,
     MediaRow,
     RunRow,
@@ -68,11 +71,13 @@ def _media(row: MediaRow) -> Media:
         id=row.id, path=row.path, kind=row.kind, width=row.width, height=row.height,  # type: ignore[arg-type]
         size_bytes=row.size_bytes, mtime_ns=row.mtime_ns, frame_count=row.frame_count, fps=row.fps,
         status=row.status, review_state=row.review_state, caption=row.caption,  # type: ignore[arg-type]
+        labelled=bool(row.labelled),
     )
 
 
 def _label(row: LabelRow) -> Label:
-    return Label(id=row.id, name=row.name, color=row.color)
+    keypoints = None if row.keypoints is None else KeypointSchema.from_json(row.keypoints)
+    return Label(id=row.id, name=row.name, color=row.color, keypoints=keypoints)
 
 
 def _run(row: RunRow) -> ModelRun:
@@ -96,19 +101,21 @@ def _annotation(row: AnnotationRow) -> Annotation:
     return Annotation(
         id=row.id, media_id=row.media_id, frame=row.frame, label_id=row.label_id, run_id=row.run_id,
         shape=shape_from_json(row.geometry), score=row.score, attributes=dict(row.attributes or {}),
-        track_id=row.track_id, created_by=row.created_by, created_at=row.created_at, updated_at=row.updated_at,
+        track_id=row.track_id, bbox=(row.x, row.y, row.w, row.h), area=row.area, created_by=row.created_by,
+        created_at=row.created_at, updated_at=row.updated_at,
     )
 
 
 def annotation_values(ann: Annotation) -> dict[str, Any]:
-    """Column values for an annotation row (bbox and area derived from the shape)."""
+    """Column values for an annotation row (bbox and area as the annotation states them, else derived
+    from the shape)."""
     from studio.core import geometry  # lazily: numpy and pycocotools cost CLI commands ~0.4 s to import
 
-    x, y, w, h = ann.shape.bbox()
+    x, y, w, h = ann.shape.bbox() if ann.bbox is None else ann.bbox
     values: dict[str, Any] = {
         "media_id": ann.media_id, "frame": ann.frame, "label_id": ann.label_id, "run_id": ann.run_id,
         "kind": ann.shape.kind, "geometry": ann.shape.to_json(), "x": x, "y": y, "w": w, "h": h,
-        "area": geometry.area(ann.shape), "score": ann.score, "attributes": dict(ann.attributes),
+        "area": geometry.area(ann.shape) if ann.area is None else ann.area, "score": ann.score, "attributes": dict(ann.attributes),
         "track_id": ann.track_id, "created_by": ann.created_by,
     }
     # an undo re-adds a deleted annotation exactly as it was: same id and timestamps
@@ -377,6 +384,13 @@ class Project:
     def set_caption(self, media_id: int, caption: str | None) -> Media:
         return self._update_media(media_id, caption=caption)
 
+    def mark_labelled(self, media_ids: Iterable[int]) -> None:
+        """Record that these images' ground truth is complete (listed by a dataset file), empty or not."""
+        ids = sorted(set(media_ids))
+        with self._session() as s:
+            for start in range(0, len(ids), IDS_PER_QUERY):
+                s.execute(update(MediaRow).where(MediaRow.id.in_(ids[start : start + IDS_PER_QUERY])).values(labelled=True))
+
     def set_media_status(self, media_id: int, status: str, info: MediaInfo | None = None) -> Media:
         """Record what change detection found; with `info`, also the file's new size and mtime."""
         values: dict[str, Any] = {"status": status}
@@ -414,6 +428,13 @@ class Project:
                 s.flush()
             return _label(row)
 
+    def set_label_keypoints(self, label_id: int, keypoints: KeypointSchema | None) -> Label:
+        """Make a label a keypoint label (its points' names and skeleton), or a plain one with None."""
+        with self._session() as s:
+            row = _get_row(s, LabelRow, label_id)
+            row.keypoints = None if keypoints is None else keypoints.to_json()
+            return _label(row)
+
     def rename_label(self, label_id: int, name: str) -> Label:
         existing = self.find_label(name.strip())
         if existing is not None and existing.id != label_id:
@@ -441,6 +462,7 @@ class Project:
             moved = s.execute(
                 update(AnnotationRow).where(AnnotationRow.label_id == source_id).values(label_id=target_id)
             ).rowcount
+            s.execute(update(FileIdRow).where(FileIdRow.label_id == source_id).values(label_id=target_id))
             s.execute(delete(LabelRow).where(LabelRow.id == source_id))
         return moved
 
@@ -518,6 +540,11 @@ class Project:
         """Save an edited annotation (shape, label, attributes, ...); returns it with its new timestamp."""
         if ann.id is None:
             raise StudioError("cannot update an annotation that was never saved")
+        if ann.bbox is not None or ann.area is not None:
+            with self._session() as s:
+                stored = s.scalar(select(AnnotationRow.geometry).where(AnnotationRow.id == ann.id))
+            if stored != ann.shape.to_json():  # a stated box and area belong to the shape they came with
+                ann = replace(ann, bbox=None, area=None)
         values = annotation_values(ann)
         values.pop("id")
         values.pop("created_at", None)
@@ -531,7 +558,10 @@ class Project:
             changed = tuple(name for name, old in zip(_INDEXED, current, strict=True) if values[name] != old)
             with _integrity_errors_explained():
                 conn.execute(_update_statement(changed), {**params, "annotation_id": ann.id})
-        return replace(ann, updated_at=values["updated_at"])
+        return replace(
+            ann, updated_at=values["updated_at"], bbox=(values["x"], values["y"], values["w"], values["h"]),
+            area=values["area"],
+        )
 
     def delete_annotations(self, annotation_ids: Sequence[int]) -> list[Annotation]:
         """Delete and return the deleted annotations (so an undo can re-add them with their ids)."""
@@ -728,6 +758,36 @@ class Project:
                 s.add(SettingRow(key=key, value={"v": value}))
             else:
                 row.value = {"v": value}
+
+    # ---- numbers that dataset files gave images and categories ------------------------------------
+
+    def file_ids(self, format_name: str) -> list[FileId]:
+        """Every remembered number of a format's files, oldest first."""
+        table = FileIdRow.__table__.c
+        columns = (table.format, table.file, table.kind, table.number, table.media_id, table.frame, table.label_id)
+        with self._session() as s:  # plain column rows, not ORM objects: an export reads them all
+            rows = s.execute(select(*columns).where(table.format == format_name).order_by(table.id))
+            return [FileId(*row) for row in rows]
+
+    def remember_file_ids(self, file_ids: Sequence[FileId]) -> None:
+        """Record what the numbers of dataset files mean. A number a file already gave keeps its row,
+        updated to what the file says now (a file re-imported after an edit); the others are added."""
+        with self._session() as s:
+            existing: dict[tuple[str, str, str, int], FileIdRow] = {}
+            for format_name, file in {(f.format, f.file) for f in file_ids}:
+                rows = s.scalars(select(FileIdRow).where(FileIdRow.format == format_name, FileIdRow.file == file))
+                existing.update(((row.format, row.file, row.kind, row.number), row) for row in rows)
+            new: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+            for f in file_ids:
+                key = (f.format, f.file, f.kind, f.number)
+                row = existing.get(key)
+                if row is None:
+                    new[key] = {"format": f.format, "file": f.file, "kind": f.kind, "number": f.number,
+                                "media_id": f.media_id, "frame": f.frame, "label_id": f.label_id}
+                elif (row.media_id, row.frame, row.label_id) != (f.media_id, f.frame, f.label_id):
+                    row.media_id, row.frame, row.label_id = f.media_id, f.frame, f.label_id
+            if new:  # a Core executemany: the ORM's bulk insert costs 10x as much per row
+                s.execute(insert(FileIdRow.__table__), list(new.values()))
 
     # ---- summary -----------------------------------------------------------------------------------
 

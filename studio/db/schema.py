@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Dialect,
     Float,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -72,6 +74,9 @@ class MediaRow(Base):
     status: Mapped[str] = mapped_column(String(16), default="ok")
     review_state: Mapped[str] = mapped_column(String(16), default="todo")
     caption: Mapped[str | None] = mapped_column(Text)
+    labelled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Someone stated this image's ground truth complete (a dataset file listed it), even with no objects:
+    evaluation counts predictions on it."""
     added_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 
 
@@ -81,6 +86,8 @@ class LabelRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(256), unique=True)
     color: Mapped[str] = mapped_column(String(7))
+    keypoints: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """{"names": [...], "skeleton": [[i, j], ...]} for a label whose objects are keypoints (COCO's category)."""
 
 
 class RunRow(Base):
@@ -141,6 +148,27 @@ class TagRow(Base):
     name: Mapped[str] = mapped_column(String(256))
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
     score: Mapped[float | None] = mapped_column(Float)
+
+
+class FileIdRow(Base):
+    """A number a dataset file gave an image (or a category), remembered so that a later file naming
+    them by number alone (a COCO results file) resolves to what the number meant in that file.
+
+    One row per (format, file, kind, number): a number never means two things in one file. A deleted
+    image keeps its row (media_id NULL), so its number is never handed to another image.
+    """
+
+    __tablename__ = "file_ids"
+    __table_args__ = (UniqueConstraint("format", "file", "kind", "number", name="uq_file_ids_number"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    format: Mapped[str] = mapped_column(String(32))
+    file: Mapped[str] = mapped_column(String(4096))
+    kind: Mapped[str] = mapped_column(String(16))
+    number: Mapped[int] = mapped_column(BigInteger)
+    media_id: Mapped[int | None] = mapped_column(ForeignKey("media.id", ondelete="SET NULL"), index=True)
+    frame: Mapped[int] = mapped_column(Integer, default=0)
+    label_id: Mapped[int | None] = mapped_column(ForeignKey("labels.id", ondelete="SET NULL"))
 
 
 class SettingRow(Base):

@@ -139,9 +139,10 @@ def load_eval_data(
 ) -> EvalData:
     """Read ground truth and predictions for evaluation.
 
-    The evaluated images are those with ground truth plus those reviewed as "done" (labelled, and
-    empty): predictions elsewhere are left out, since an image nobody labelled yet proves no
-    prediction wrong. `media_ids` restricts them to those media (a validation set). A crowd region is a ground-truth annotation with the attribute ``iscrowd`` set,
+    The evaluated images are those with ground truth plus those known to be labelled though empty: listed
+    by an imported dataset file (as COCOeval counts every image of its ground truth) or reviewed as
+    "done". Predictions elsewhere are left out, since an image nobody labelled yet proves no prediction
+    wrong. `media_ids` restricts them to those media (a validation set). A crowd region is a ground-truth annotation with the attribute ``iscrowd`` set,
     as in COCO.
     """
     if iou_type not in IOU_TYPES:
@@ -161,7 +162,8 @@ def load_eval_data(
             f"no ground truth: there are no boxes, polygons or masks in {describe_source(project, gt)}; "
             "label some images first"
         )
-    keys = gt_keys | {(m.id, 0) for m in media.values() if m.review_state == "done" and m.kind == "image"}
+    labelled = {(m.id, 0) for m in media.values() if (m.labelled or m.review_state == "done") and m.kind == "image"}
+    keys = gt_keys | labelled
     if media_ids is not None:
         wanted = set(media_ids)
         keys = {key for key in keys if key[0] in wanted}

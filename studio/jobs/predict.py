@@ -15,12 +15,12 @@ from pathlib import Path
 import numpy as np
 
 from studio.core.errors import MediaError, NotFoundError, StudioError
-from studio.core.geometry import clip_to_image
-from studio.core.shapes import Box
+from studio.core.geometry import clip_to_image, encode_mask
+from studio.core.shapes import Box, Mask
 from studio.core.types import Annotation, Media, ModelRun, TrainedModel
 from studio.db.project import Project
 from studio.jobs.runner import CancelCheck, ProgressCallback, ProgressMeter, never_cancelled
-from studio.models.protocols import Detection, Detector
+from studio.models.protocols import Detection, Detector, check_classes
 from studio.models.registry import all_plugins, device_for, get_plugin, load_model
 from studio.models.weights import sha256_of
 
@@ -68,11 +68,15 @@ def plan(
             items.append(WorkItem(m, 0))
             continue
         start, stop = frame_range or (0, None)
+        if start >= m.frame_count:
+            raise StudioError(f"{m.name} has {m.frame_count} frames; frame range {start}:{stop or ''} lies outside it")
         stop = m.frame_count if stop is None else min(stop, m.frame_count)
         frames = range(start, stop, every_n)
         if annotated_frames:
             frames = [f for f in project.annotated_frames(m.id) if f in frames]  # type: ignore[assignment]
         items += [WorkItem(m, f) for f in frames]
+    if not items:
+        raise StudioError("nothing to run on: the project has no media" if not media else "nothing to run on")
     return items
 
 
@@ -138,15 +142,22 @@ class _LabelIds:
 
 
 def _annotations(item: WorkItem, found: Sequence[Detection], run_id: int, label_id: _LabelIds) -> list[Annotation]:
+    """A detection as an annotation: its mask when the model gave one (with the model's own box kept as
+    the stored box, as COCO results carry both), else its box."""
     size = item.media.size
     result = []
     for det in found:
         box = clip_to_image(det.box, size)
         assert isinstance(box, Box)
-        if box.width > 0 and box.height > 0:
-            result.append(
-                Annotation(item.media.id, label_id(det.label), box, frame=item.frame, run_id=run_id, score=det.score)
+        if box.width <= 0 or box.height <= 0:
+            continue
+        mask = None if det.mask is None else _mask_at(det.mask, size)
+        shape, stated = (box, None) if mask is None else (mask, box.bbox())
+        result.append(
+            Annotation(
+                item.media.id, label_id(det.label), shape, frame=item.frame, run_id=run_id, score=det.score, bbox=stated
             )
+        )
     return result
 
 
@@ -175,6 +186,18 @@ def trained_model_weights(project: Project, model: TrainedModel) -> Path:
     if sha256_of(path) != model.sha256:
         raise StudioError(f"the weights of {model.name} ({path}) changed since training (sha256 mismatch)")
     return path
+
+
+def _mask_at(mask: np.ndarray, size: tuple[int, int]) -> Mask | None:
+    """A detector's (H, W) mask as a Mask on the image's pixel grid (resized if the model gave another
+    size); None when it covers no pixel."""
+    import cv2
+
+    pixels = np.asarray(mask)
+    if pixels.shape[:2] != size:
+        pixels = cv2.resize(pixels.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST)
+    pixels = pixels.astype(bool)
+    return encode_mask(pixels) if pixels.any() else None
 
 
 def run_detection(
@@ -218,6 +241,7 @@ def run_detection(
     # The model loads before the run exists: a bad weights file is one error, not a failed run to clean up.
     load_started = time.monotonic()
     detector: Detector = load_model(plugin_id, weights=weights, device=chosen_device)
+    check_classes(detector, classes)  # a wrong class is bad input: no run is made for it
     load_seconds = round(time.monotonic() - load_started, 3)
     recorded_weights = weights or (spec.weights[0].name if spec.weights else None)
     run = project.create_run(plugin_id, name=run_name, weights=recorded_weights, params=params, device=chosen_device)

@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
+from studio.core.errors import StudioError
 from studio.core.shapes import Box
 
 Task = Literal["detect", "segment", "embed", "ask"]
@@ -61,13 +62,28 @@ class Detection:
 
 @runtime_checkable
 class Detector(Protocol):
-    """Finds objects. `classes` restricts (closed-set) or defines (open-set, text prompts) the classes."""
+    """Finds objects. `classes` restricts (closed-set) or defines (open-set, text prompts) the classes.
+
+    A detector whose classes are typed prompts sets an attribute `open_vocabulary = True`; any other
+    is asked only for names in `class_names` (see `check_classes`).
+    """
 
     class_names: Sequence[str]
 
     def detect(
         self, images: Sequence[np.ndarray], *, classes: Sequence[str] | None = None, conf: float = 0.25, iou: float = 0.7
     ) -> list[list[Detection]]: ...
+
+
+def check_classes(detector: Detector, classes: Sequence[str] | None) -> None:
+    """StudioError naming the classes a closed-set detector does not know, before anything runs."""
+    if not classes or getattr(detector, "open_vocabulary", False):
+        return
+    names = list(detector.class_names)
+    unknown = [c for c in classes if c not in names]
+    if unknown:
+        shown = ", ".join(names[:30]) + (", ..." if len(names) > 30 else "")
+        raise StudioError(f"this model has no class {', '.join(unknown)} (it knows: {shown})")
 
 
 @dataclass(frozen=True, slots=True)

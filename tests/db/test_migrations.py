@@ -74,6 +74,32 @@ def test_a_project_at_the_first_revision_is_upgraded_on_open_and_keeps_its_data(
         assert diff == []
 
 
+def test_0003_keeps_annotations_and_moves_remembered_coco_ids(tmp_path: Path) -> None:
+    root = tmp_path / "old"
+    root.mkdir()
+    _migrate_to(root / "studio.db", "0002")
+    with sqlite3.connect(root / "studio.db") as raw:
+        raw.execute("INSERT INTO labels (name, color) VALUES ('cat', '#4e79a7')")
+        raw.execute("INSERT INTO media (path, kind, width, height, size_bytes, mtime_ns, frame_count, status, review_state,"
+                    " added_at) VALUES ('/d/a.jpg', 'image', 64, 48, 1, 0, 1, 'ok', 'todo', '2026-01-01')")
+        raw.execute("""INSERT INTO settings (key, value) VALUES ('ids.coco', '{"v": {"images": {"139": [1, 0]}, "labels": {"7": "cat"}}}')""")
+        raw.execute("INSERT INTO annotations (media_id, frame, label_id, kind, geometry, x, y, w, h, area, attributes,"
+                    """ created_at, updated_at) VALUES (1, 0, 1, 'box', '{"kind": "box", "xyxy": [1, 2, 3, 4]}', 1, 2, 2, 2,"""
+                    " 4, '{}', '2026-01-01', '2026-01-01')")
+    raw.close()
+    with Project.open(root) as project:
+        # adding the columns must not rebuild media (with foreign keys on, that deleted every annotation)
+        assert project.counts()["annotations"] == 1 and project.list_media()[0].labelled is False
+        from studio.io.formats.transfer import import_dataset
+
+        results = tmp_path / "results.json"
+        results.write_text('[{"image_id": 139, "category_id": 7, "bbox": [1, 2, 3, 4], "score": 0.5}]')
+        assert import_dataset(project, "coco", results, run_name="model").annotations == 1
+        [prediction] = project.annotations(source=project.find_run("model").id)
+        assert (prediction.media_id, project.get_label(prediction.label_id).name) == (1, "cat")
+        assert project.get_setting("ids.coco") is None
+
+
 def test_an_empty_database_file_is_upgraded_on_open(tmp_path: Path) -> None:
     root = tmp_path / "empty"
     root.mkdir()

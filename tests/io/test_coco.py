@@ -118,7 +118,8 @@ def test_category_ids_survive_import_and_export(project: Project, tmp_path: Path
     project.ensure_label("new label")
     export_dataset(project, "coco", tmp_path / "out", copy_images=False)
     exported = json.loads((tmp_path / "out" / "annotations.json").read_text())
-    assert {c["name"]: c["id"] for c in exported["categories"]} == {"person": 1, "bottle": 44, "new label": 45}
+    # the unused toothbrush is kept with its id, and a new label takes a number no category ever had
+    assert {c["name"]: c["id"] for c in exported["categories"]} == {"person": 1, "bottle": 44, "toothbrush": 90, "new label": 91}
     assert sorted(a["category_id"] for a in exported["annotations"]) == [1, 44]
 
 

@@ -31,3 +31,9 @@ def reader(name: str) -> Reader:
 
 def writer(name: str) -> Writer:
     return _module(name).write
+
+
+def numbers_images(name: str) -> bool:
+    """Whether the format's files name images and categories by number (COCO), numbers that results
+    files refer to: exports keep them, and transfer remembers what each meant."""
+    return bool(getattr(_module(name), "NUMBERS_IMAGES", False))

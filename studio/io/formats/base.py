@@ -22,7 +22,8 @@ import cv2
 
 from studio.core import geometry
 from studio.core.errors import FormatError, MediaError
-from studio.core.shapes import Shape
+from studio.core.shapes import BBox, Shape
+from studio.core.types import KeypointSchema
 
 T = TypeVar("T")
 
@@ -34,6 +35,11 @@ class DatasetAnnotation:
     score: float | None = None
     attributes: dict[str, Any] = field(default_factory=dict)
     track_id: int | None = None
+    bbox: BBox | None = None
+    """The box (x, y, w, h) the file states, when it states its own (COCO's `bbox` of a segmented
+    object); on export, the one stored with the annotation."""
+    area: float | None = None
+    """The area the file states (COCO's `area`), kept like `bbox`."""
 
 
 @dataclass
@@ -48,6 +54,7 @@ class DatasetImage:
     `source_id` is the format's own number for the image (a COCO image id), when it has one: read from
     the file on import, and on export the id a writer should use (the media id) or the one it chose.
     Transfer remembers these ids so a later file that names images only by id (COCO results) resolves.
+    On export, `media_id` is the project media the image comes from.
     """
 
     file_name: str
@@ -58,6 +65,7 @@ class DatasetImage:
     frame: int | None = None
     source_id: int | None = None
     embedded: bytes | None = None
+    media_id: int | None = None
     split: str | None = None
     """"train" or "val" when the caller chose the side (training uses the project's stored split)."""
 
@@ -74,13 +82,20 @@ class Dataset:
     images: list[DatasetImage]
     image_root: Path | None = None
     problems: list[str] = field(default_factory=list)
-    """Items a reader skipped (only when asked to skip bad items), one message each."""
+    """Items a reader skipped (bad ones only when asked to skip them; parts it could not hold, such as a
+    degenerate polygon part, always), one message each."""
+    folders_tried: list[Path] = field(default_factory=list)
+    """Where the reader looked for the image files, for the message when an image is found nowhere."""
     label_ids: dict[str, int] = field(default_factory=dict)
     """The format's own id of each label (COCO category ids): read on import, set by a writer on export."""
     ids_only: bool = False
     """The file names images and labels only by the format's ids (a COCO results file): each image has
     just a `source_id`, each annotation's label is a key of `label_ids`. Transfer resolves them through
-    the ids remembered from this format's last import or export in the project."""
+    the ids remembered from this format's files imported into or exported from the project."""
+    file: Path | None = None
+    """The file whose numbers `source_id` and `label_ids` are (the COCO .json), for remembering them."""
+    keypoints: dict[str, KeypointSchema] = field(default_factory=dict)
+    """Labels whose objects are keypoints: their points' names and skeleton (COCO's category keypoints)."""
 
 
 class Reader(Protocol):

@@ -5,13 +5,15 @@ one line naming the file and the item, before anything reaches the project. Writ
 and serialises them once: exporting 100,000 boxes takes well under a second.
 
 Shapes COCO has no field for (rotated boxes, points, polylines) are written with their box and a
-`studio_shape` key other tools ignore, so they come back exactly when read by Studio.
+`studio_shape` key other tools ignore, so they come back exactly when read by Studio. Keypoints of a
+category that declares them are COCO keypoints both ways. An annotation's `bbox` and `area` are kept as
+the file states them (COCO's evaluation uses them, not the segmentation), and its keys Studio has no
+field for are kept in the attribute `coco` and written back where they were.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,8 +22,9 @@ import orjson
 from pycocotools import mask as mask_utils
 
 from studio.core import geometry
-from studio.core.errors import FormatError, InvalidShapeError
-from studio.core.shapes import Box, Mask, Polygon, RotatedBox, Shape, shape_from_json
+from studio.core.errors import FormatError, InvalidShapeError, StudioError
+from studio.core.shapes import Box, Mask, Points, Polygon, RotatedBox, Shape, shape_from_json
+from studio.core.types import KeypointSchema
 from studio.io.formats.base import (
     Dataset,
     DatasetAnnotation,
@@ -34,11 +37,17 @@ from studio.io.formats.base import (
 
 ANNOTATIONS_FILE = "annotations.json"
 IMAGES_DIR = "images"
+NUMBERS_IMAGES = True
+"""COCO files name images and categories by number; results files refer to them by those numbers."""
+FILE_KEYS = "coco"
+"""The attribute holding an annotation's keys Studio has no field for, written back at the top level."""
+IMAGE_FOLDER_SAMPLE = 50
+"""Images looked up on disk to choose the image folder among the usual layouts."""
 
-# Keys of a COCO annotation that Studio reads into fields; any other key is kept as an attribute.
+# Keys of a COCO annotation that Studio reads into fields; any other is kept in the FILE_KEYS attribute.
 _KNOWN_KEYS = frozenset(
     {"id", "image_id", "category_id", "bbox", "segmentation", "area", "iscrowd", "score", "attributes",
-     "track_id", "studio_shape"}
+     "track_id", "studio_shape", "keypoints", "num_keypoints"}
 )
 
 
@@ -55,8 +64,8 @@ def read(path: Path, *, skip_bad: bool = False) -> Dataset:
     if not isinstance(document, dict):
         raise FormatError(f"{json_path.name}: expected a COCO object or a results list, got {type(document).__name__}")
     dataset = reader.instances(document)
-    first = dataset.images[0].file_name if dataset.images else None
-    dataset.image_root = _image_root(json_path, first)
+    dataset.file = json_path
+    dataset.image_root, dataset.folders_tried = _image_root(json_path, [image.file_name for image in dataset.images])
     return dataset
 
 
@@ -79,17 +88,24 @@ def _load(json_path: Path) -> Any:
         raise FormatError(f"{json_path.name}: cannot read: {exc}") from None
 
 
-def _image_root(json_path: Path, first_image: str | None) -> Path:
-    """Where the image files are: the first of the usual COCO layouts that holds the first image."""
+def _image_root(json_path: Path, file_names: list[str]) -> tuple[Path, list[Path]]:
+    """Where the image files are: of the usual layouts, the folder holding most of a sample of the
+    images (not the first alone: with --skip-bad it may be the missing one), and the folders tried.
+
+    Layouts: beside the .json (Roboflow's `_annotations.coco.json`, labelme2coco), `images/`, and for
+    `annotations/NAME_SPLIT.json` (instances_val2017, stuff_val2017, person_keypoints_train2017) the
+    split's folder `SPLIT/` or `images/SPLIT/` beside `annotations/`.
+    """
     folder, parent = json_path.parent, json_path.parent.parent
-    # instances_val2017.json -> val2017 (the official layout keeps images in <root>/val2017/)
-    split = re.sub(r"^(instances|person_keypoints|captions|panoptic)_", "", json_path.stem)
-    candidates = [folder, parent, folder / IMAGES_DIR, parent / IMAGES_DIR, parent / split, parent / IMAGES_DIR / split]
-    if first_image is not None:
-        for candidate in candidates:
-            if (candidate / first_image).is_file():
-                return candidate
-    return folder
+    split = json_path.stem.rsplit("_", 1)[-1]
+    candidates = list(dict.fromkeys(
+        [folder, folder / IMAGES_DIR, folder / split, parent / split, parent / IMAGES_DIR / split, parent / IMAGES_DIR, parent]
+    ))
+    step = max(1, len(file_names) // IMAGE_FOLDER_SAMPLE)
+    sample = file_names[::step][:IMAGE_FOLDER_SAMPLE]
+    found = [sum((candidate / name).is_file() for name in sample) for candidate in candidates]
+    best = max(range(len(candidates)), key=lambda i: (found[i], -i)) if sample else 0
+    return (candidates[best] if found and found[best] else folder), candidates
 
 
 def _json_number(value: Any, what: str) -> float:
@@ -131,9 +147,12 @@ class _Reader:
         self.file_name = file_name
         self.skip_bad = skip_bad
         self.problems: list[str] = []
+        self.keypoints: dict[str, KeypointSchema] = {}
 
     def instances(self, document: dict[str, Any]) -> Dataset:
-        categories = self._categories(_list(document, "categories", self.file_name))
+        category_items = _list(document, "categories", self.file_name)
+        categories = self._categories(category_items)
+        self.keypoints = self._keypoint_schemas(category_items, categories)
         images: dict[int, DatasetImage] = {}
         for index, item in enumerate(_list(document, "images", self.file_name)):
             try:
@@ -149,11 +168,44 @@ class _Reader:
                 images[image_id].annotations.append(annotation)
             except FormatError as exc:
                 skip_or_raise(self.problems, str(exc), self.skip_bad)
-        labels = list(categories.values())
+        used = {ann.label for image in images.values() for ann in image.annotations}
+        labels = [name for category_id, name in categories.items() if not self._only_a_supercategory(category_items, name, used)]
         return Dataset(
             labels=labels, images=list(images.values()), problems=self.problems,
-            label_ids={name: category_id for category_id, name in categories.items()},
+            label_ids={name: category_id for category_id, name in categories.items() if name in labels},
+            keypoints=self.keypoints,
         )
+
+    def _only_a_supercategory(self, items: list[Any], name: str, used: set[str]) -> bool:
+        """Placeholders that are no label, when unused: Roboflow lists the dataset's name as category 0, the
+        supercategory of the real ones; labelme2coco lists `_background_`. Noted among the problems, so
+        that they are not left out in silence."""
+        if name in used:
+            return False
+        if name == "_background_":
+            self.problems.append(f"{self.file_name}: category '_background_' (labelme's) is no object class; not made a label")
+            return True
+        if not any(item.get("supercategory") == name and item.get("name") != name for item in items):
+            return False
+        self.problems.append(f"{self.file_name}: category {name!r} is only the supercategory of others; not made a label")
+        return True
+
+    def _keypoint_schemas(self, items: list[Any], categories: dict[int, str]) -> dict[str, KeypointSchema]:
+        """Keypoint names and skeleton of each category that declares them (COCO person_keypoints)."""
+        schemas: dict[str, KeypointSchema] = {}
+        for item in items:
+            names = item.get("keypoints")
+            if names is None:
+                continue
+            name = categories[int(item["id"])]
+            skeleton = item.get("skeleton") or []
+            try:
+                if not isinstance(names, list) or not isinstance(skeleton, list):
+                    raise StudioError("keypoints and skeleton must be lists")
+                schemas[name] = KeypointSchema(tuple(names), tuple((_as_int(i, "bone"), _as_int(j, "bone")) for i, j in skeleton))
+            except (StudioError, TypeError, ValueError) as exc:
+                raise FormatError(f"{self.file_name}: category {name!r}: bad keypoints or skeleton ({exc})") from None
+        return schemas
 
     def results(self, document: list[Any]) -> Dataset:
         """A results file names images and categories by id only; transfer resolves them in the project."""
@@ -223,17 +275,33 @@ class _Reader:
             raise FormatError(f"{where} refers to unknown category_id {category_id}")
         image = images[image_id]
         size = (image.height, image.width)
-        return image_id, self._shape_and_fields(item, where, categories[category_id], size)  # type: ignore[arg-type]
+        annotation = self._shape_and_fields(item, where, categories[category_id], size)  # type: ignore[arg-type]
+        # COCO's evaluation uses the file's bbox and area, not ones recomputed from the segmentation
+        if isinstance(item.get("bbox"), list) and len(item["bbox"]) == 4 and not isinstance(annotation.shape, Box):
+            annotation.bbox = tuple(_json_number(v, f"{where} bbox") for v in item["bbox"])  # type: ignore[assignment]
+        if item.get("area") is not None:
+            annotation.area = _json_number(item["area"], f"{where} area")
+        return image_id, annotation
 
     def _shape_and_fields(
         self, item: dict[str, Any], where: str, label: str, size: tuple[int, int] | None
     ) -> DatasetAnnotation:
-        shape = _shape(item, where, size)
+        unknown = {k: v for k, v in item.items() if k not in _KNOWN_KEYS}
+        keypoints = _keypoints(item, where, self.keypoints.get(label))
+        if keypoints is not None:
+            shape: Shape = keypoints
+            if item.get("segmentation"):  # a person's outline beside its keypoints: kept where it was
+                unknown["segmentation"] = item["segmentation"]
+        else:
+            shape = _shape(item, where, size, self.problems)
+            unknown.update({k: item[k] for k in ("keypoints", "num_keypoints") if k in item})
         score = _json_number(item["score"], f"{where} score") if item.get("score") is not None else None
         attributes = item.get("attributes", {})
         if not isinstance(attributes, dict):
             raise FormatError(f"{where}: attributes must be an object, got {type(attributes).__name__}")
-        attributes = {**{k: v for k, v in item.items() if k not in _KNOWN_KEYS}, **attributes}
+        attributes = dict(attributes)
+        if unknown:
+            attributes[FILE_KEYS] = unknown
         iscrowd = item.get("iscrowd", 0)
         if iscrowd not in (0, 1) or isinstance(iscrowd, bool):
             raise FormatError(f"{where}: iscrowd must be 0 or 1, got {iscrowd!r}")
@@ -244,8 +312,29 @@ class _Reader:
         return DatasetAnnotation(label, shape, score, attributes, track_id)
 
 
-def _shape(item: dict[str, Any], where: str, size: tuple[int, int] | None) -> Shape:
-    """The annotation's region: its segmentation when it has one (polygons or RLE), else its bbox."""
+def _keypoints(item: dict[str, Any], where: str, schema: KeypointSchema | None) -> Points | None:
+    """COCO keypoints [x1, y1, v1, ...] as a Points shape, for a category that declares keypoints and an
+    annotation that labels at least one (a crowd region has none: it stays a region)."""
+    flat = item.get("keypoints")
+    if schema is None or flat is None:
+        return None
+    if not isinstance(flat, list) or len(flat) != 3 * len(schema.names):
+        raise FormatError(f"{where}: keypoints must be {3 * len(schema.names)} numbers (x, y, v per keypoint)")
+    values = [_json_number(v, f"{where} keypoints") for v in flat]
+    visibility = [int(v) for v in values[2::3]]
+    if not any(visibility):
+        return None
+    try:
+        return Points(list(zip(values[0::3], values[1::3], strict=True)), visibility)
+    except InvalidShapeError as exc:
+        raise FormatError(f"{where}: {exc}") from None
+
+
+def _shape(item: dict[str, Any], where: str, size: tuple[int, int] | None, problems: list[str] | None = None) -> Shape:
+    """The annotation's region: its segmentation when it has one (polygons or RLE), else its bbox.
+
+    A polygon part of fewer than 3 points (labelme2coco writes them for a 2-click polygon) is dropped,
+    noted in `problems`, and the valid parts are kept."""
     try:
         if "studio_shape" in item:
             return shape_from_json(item["studio_shape"])
@@ -258,7 +347,18 @@ def _shape(item: dict[str, Any], where: str, size: tuple[int, int] | None) -> Sh
         if isinstance(segmentation, list) and segmentation:
             if not all(isinstance(part, list) for part in segmentation):
                 raise FormatError(f"{where}: segmentation must be a list of [x, y, ...] lists or an RLE object")
-            return Polygon.from_flat([[_json_number(v, f"{where} segmentation") for v in part] for part in segmentation])
+            parts = [[_json_number(v, f"{where} segmentation") for v in part] for part in segmentation]
+            valid = [part for part in parts if len(part) >= 6]
+            if valid and len(valid) < len(parts) and problems is not None:
+                dropped = [str(i + 1) for i, part in enumerate(parts) if len(part) < 6]
+                problems.append(f"{where}: dropped polygon part {', '.join(dropped)} of {len(parts)} (fewer than 3 points)")
+            if not valid and len(parts) == 1 and len(parts[0]) == 4:
+                # labelme2coco writes a rectangle as its two corners: that is a box, the file's bbox if stated
+                x1, y1, x2, y2 = parts[0]
+                if isinstance(item.get("bbox"), list) and len(item["bbox"]) == 4:
+                    return Box.from_xywh(*(_json_number(v, f"{where} bbox") for v in item["bbox"]))
+                return Box(min(x1, x2), min(y1, y2), max(x1, x2), max(y1, y2))
+            return Polygon.from_flat(valid or parts)
         if segmentation not in (None, []):
             raise FormatError(f"{where}: segmentation must be polygon lists or an RLE object, got {segmentation!r:.60}")
         bbox = item.get("bbox")
@@ -294,12 +394,12 @@ def write(dataset: Dataset, out: Path, *, copy_images: bool = True) -> list[Path
             )
             size = (image.height, image.width)
             for annotation in image.annotations:
-                entry = _annotation_json(annotation, size)
+                entry = _annotation_json(annotation, size, dataset.keypoints.get(annotation.label))
                 entry["id"] = len(annotations_json) + 1
                 entry["image_id"] = image.source_id
                 entry["category_id"] = dataset.label_ids[annotation.label]
                 annotations_json.append(entry)
-        categories = [{"id": category_id, "name": name, "supercategory": ""} for name, category_id in dataset.label_ids.items()]
+        categories = [_category_json(name, category_id, dataset.keypoints.get(name)) for name, category_id in dataset.label_ids.items()]
         document = {
             "info": {"description": "exported by Studio"},
             "images": images_json,
@@ -324,7 +424,7 @@ def _assign_label_ids(dataset: Dataset) -> None:
     given: dict[str, int] = {}
     for name in dataset.labels:
         category_id = dataset.label_ids.get(name)
-        if isinstance(category_id, int) and category_id > 0 and category_id not in given.values():
+        if isinstance(category_id, int) and category_id >= 0 and category_id not in given.values():
             given[name] = category_id
     next_id = max(given.values(), default=0) + 1
     for name in dataset.labels:
@@ -346,30 +446,59 @@ def _assign_image_ids(images: list[DatasetImage]) -> None:
         image.source_id = next_id + offset
 
 
-def _annotation_json(annotation: DatasetAnnotation, size: tuple[int, int]) -> dict[str, Any]:
-    """bbox, segmentation and area as COCO has them: area from the rasterized region, as pycocotools
-    computes it for evaluation, except for boxes, whose area is exact. Boxes take the short path: an
-    export of 100,000 of them is mostly this function."""
+def _category_json(name: str, category_id: int, keypoints: KeypointSchema | None) -> dict[str, Any]:
+    category: dict[str, Any] = {"id": category_id, "name": name, "supercategory": ""}
+    if keypoints is not None:
+        category["keypoints"] = list(keypoints.names)
+        category["skeleton"] = [list(bone) for bone in keypoints.skeleton]
+    return category
+
+
+def _annotation_json(
+    annotation: DatasetAnnotation, size: tuple[int, int], keypoints: KeypointSchema | None = None
+) -> dict[str, Any]:
+    """bbox, segmentation and area as COCO has them. The bbox and area stored with the annotation are
+    written where given (those an imported file stated, which COCO's evaluation uses); otherwise the
+    area is the rasterized region's, except for boxes, whose area is exact. A box has no segmentation
+    key (an empty list crashes pycocotools' annToMask). Boxes take the short path: an export of 100,000
+    of them is mostly this function."""
     shape = annotation.shape
     if isinstance(shape, Box):
         width, height = shape.x2 - shape.x1, shape.y2 - shape.y1
-        entry: dict[str, Any] = {"bbox": [shape.x1, shape.y1, width, height], "area": width * height, "segmentation": []}
+        entry: dict[str, Any] = {"bbox": [shape.x1, shape.y1, width, height], "area": width * height}
     elif isinstance(shape, (Polygon, Mask, RotatedBox)):
-        entry = {"bbox": list(shape.bbox()), "area": float(mask_utils.area(geometry.to_rle(shape, size)))}
+        entry = {"bbox": list(shape.bbox())}
+        if annotation.area is None:
+            entry["area"] = float(mask_utils.area(geometry.to_rle(shape, size)))
         if isinstance(shape, Mask):
             entry["segmentation"] = {"size": list(shape.size), "counts": shape.counts}
         elif isinstance(shape, Polygon):
             entry["segmentation"] = shape.to_flat()
         else:
             entry["segmentation"] = [[v for point in shape.corners() for v in point]]
-    else:  # points and polylines cover no area
-        entry = {"bbox": list(shape.bbox()), "area": 0.0, "segmentation": []}
-    if not isinstance(shape, (Box, Polygon, Mask)):
+    elif isinstance(shape, Points) and keypoints is not None and len(shape.points) == len(keypoints.names):
+        visibility = shape.visibility or (2,) * len(shape.points)
+        _, _, width, height = shape.bbox()
+        entry = {
+            "keypoints": [v for (x, y), flag in zip(shape.points, visibility, strict=True) for v in (x, y, flag)],
+            "num_keypoints": sum(flag > 0 for flag in visibility),
+            "bbox": list(shape.bbox()),
+            "area": width * height,  # COCO's keypoint similarity scales by the object's area
+        }
+    else:  # other points and polylines cover no area
+        entry = {"bbox": list(shape.bbox()), "area": 0.0}
+    if not isinstance(shape, (Box, Polygon, Mask)) and "keypoints" not in entry:
         entry["studio_shape"] = shape.to_json()
+    if annotation.bbox is not None:
+        entry["bbox"] = list(annotation.bbox)
+    if annotation.area is not None and (annotation.area or "keypoints" not in entry):
+        entry["area"] = annotation.area
     entry["iscrowd"] = 0
     if annotation.attributes:
         attributes = dict(annotation.attributes)
         entry["iscrowd"] = 1 if attributes.pop("iscrowd", 0) else 0
+        for key, value in (attributes.pop(FILE_KEYS, None) or {}).items():
+            entry.setdefault(key, value)  # the file's own keys, back where they were
         if attributes:
             entry["attributes"] = attributes
     if annotation.score is not None:

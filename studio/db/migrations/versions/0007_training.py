@@ -1,7 +1,7 @@
 """the train/val split and the models trained on the project
 
 Revision ID: 0007
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
 `splits` keeps each media's side (train or val) so later trainings validate on the same images;
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = '0007'
-down_revision: str | None = '0002'
+down_revision: str | None = '0003'
 branch_labels: Sequence[str] | None = None
 depends_on: Sequence[str] | None = None
 
