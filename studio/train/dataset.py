@@ -20,7 +20,6 @@ from studio.core.errors import StudioError
 from studio.core.types import Media, Split
 from studio.db.project import Project
 from studio.io import formats
-from studio.io.formats.base import DatasetImage
 from studio.io.formats.transfer import build_dataset
 from studio.io.formats.yolo import DATA_YAML
 
@@ -83,10 +82,6 @@ def assign_split(project: Project, media_ids: Sequence[int], choice: SplitChoice
     return sides, redraw
 
 
-def _media_id(image: DatasetImage, video_ids: dict[Path, int]) -> int:
-    return image.source_id if image.frame is None else video_ids[image.source]  # type: ignore[index,return-value]
-
-
 def build_training_set(
     project: Project, folder: Path, *, choice: SplitChoice, labels: Sequence[str] | None = None, segments: bool = False
 ) -> TrainingSet:
@@ -98,22 +93,21 @@ def build_training_set(
     """
     dataset = build_dataset(project, source="human", labels=labels)
     media: dict[int, Media] = {m.id: m for m in project.list_media()}
-    video_ids = {project.resolve(m): m.id for m in media.values() if m.kind == "video"}
     dataset.images = [
         image for image in dataset.images
-        if image.annotations or (image.frame is None and media[_media_id(image, video_ids)].review_state == "done")
+        if image.annotations or (image.frame is None and media[image.media_id].review_state == "done")
     ]
     if not any(image.annotations for image in dataset.images):
         chosen = f" with the labels {', '.join(labels)}" if labels else ""
         raise StudioError(f"no human annotations{chosen} to train on; label some images first")
     if segments and not any(a.shape.kind in ("polygon", "mask") for i in dataset.images for a in i.annotations):
         raise StudioError("--task segment needs polygons or masks; the annotations are boxes only")
-    media_ids = sorted({_media_id(image, video_ids) for image in dataset.images})
+    media_ids = sorted({image.media_id for image in dataset.images if image.media_id is not None})
     if len(media_ids) < 2:
         raise StudioError("training needs at least two labelled images (one trains, one validates)")
     sides, redrawn = assign_split(project, media_ids, choice)
     for image in dataset.images:
-        image.split = sides[_media_id(image, video_ids)]
+        image.split = sides[image.media_id]  # type: ignore[index]
     formats.writer("yolo")(dataset, folder, copy_images=True)
     counts = {side: sum(image.split == side for image in dataset.images) for side in ("train", "val")}
     return TrainingSet(
