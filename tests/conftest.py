@@ -86,6 +86,17 @@ def write_video(path: Path, frames: int = 30, width: int = 96, height: int = 64,
     return path
 
 
+def write_brightness_video(path: Path, frames: int = 12) -> Path:
+    """Write a 64x48 MJPG video whose frame i is uniformly 20 * i bright (which frame was read is visible)."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(frames):
+        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
+    writer.release()
+    return path
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     """A folder of 5 images (64x48 jpg/png) in two sub-folders."""

@@ -18,6 +18,7 @@ from studio import __version__
 COMMAND_MODULES = [
     "studio.cli.project_commands",
     "studio.cli.model_commands",
+    "studio.cli.train_commands",
     "studio.cli.eval_commands",
     "studio.cli.segment_commands",
     "studio.cli.ask_commands",

@@ -17,13 +17,15 @@ def _names(text: str | None) -> list[str] | None:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("models", help="list model plugins, their weights and whether they are ready")
+    p = subparsers.add_parser("models", help="list model plugins (and a project's trained models), whether they are ready")
+    p.add_argument("project", type=Path, nargs="?", help="also list the models trained on this project")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_models)
 
     p = subparsers.add_parser("predict", help="run a detector over a project's media; stores a new model run")
     p.add_argument("project", type=Path)
-    p.add_argument("--model", required=True, metavar="ID", help="plugin id (see `studio models`)")
+    p.add_argument("--model", required=True, metavar="ID",
+                   help="plugin id, or the name of a model trained on the project (see `studio models PROJECT`)")
     p.add_argument("--weights", metavar="PATH|NAME", help="a local weights file, an official name or a model .yaml")
     p.add_argument("--run", metavar="NAME", help="name of the new run (default: <model>-<n>)")
     p.add_argument("--device", metavar="D", help="auto, cpu, cuda, cuda:N or mps (default: auto)")
@@ -45,9 +47,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from studio.models.registry import all_plugins, broken_plugins, weights_status
+    from studio.models.registry import all_plugins, broken_plugins, trained_model_status, weights_status
 
     statuses = [weights_status(spec) for spec in all_plugins()]
+    if args.project is not None:
+        from studio.db import Project
+
+        with Project.open(args.project) as project:
+            statuses += [trained_model_status(m, project.root / (m.weights or m.name)) for m in project.trained_models()]
     broken = broken_plugins()
     if args.json:
         json.dump({"plugins": statuses, "broken": broken}, sys.stdout, indent=2)

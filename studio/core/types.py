@@ -225,3 +225,33 @@ class Answer:
     first_token_seconds: float | None = None
     id: int | None = None
     created_at: datetime | None = None
+
+
+Split = Literal["train", "val"]
+TrainTask = Literal["detect", "segment"]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainedModel:
+    """A model trained on the project: its weights (relative to the project directory), what it was
+    trained from and how well it did. `plugin` ("yolo", "rtdetr") runs it with `weights`.
+
+    `split` holds the fraction, seed and the media ids of each side; `history` one dict per epoch
+    (losses, mAP); `metrics` the final figures; `validation_run_id` the run of the model on the val images.
+    """
+
+    id: int
+    name: str
+    task: TrainTask
+    plugin: str
+    base: str
+    status: RunStatus
+    weights: str | None
+    sha256: str | None
+    params: dict[str, Any]
+    split: dict[str, Any]
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    validation_run_id: int | None
+    created_at: datetime
+    finished_at: datetime | None = None

@@ -9,7 +9,7 @@ from sqlalchemy import Engine, inspect, text
 from studio.core.errors import ProjectError
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
-SCHEMA_HEAD = "0008"
+SCHEMA_HEAD = "0007"
 """The newest revision in migrations/versions; a test checks they agree. Lets an up-to-date project
 open without importing Alembic (it costs ~0.1 s)."""
 

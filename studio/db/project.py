@@ -37,6 +37,8 @@ from studio.core.types import (
     ModelRun,
     ReviewState,
     RunStatus,
+    Split,
+    TrainedModel,
     check_label_name,
     default_color,
 )
@@ -51,8 +53,10 @@ from studio.db.schema import (
     MediaRow,
     RunRow,
     SettingRow,
+    SplitRow,
     TagRow,
     TrackRow,
+    TrainedModelRow,
 )
 
 DB_NAME = "studio.db"
@@ -109,6 +113,15 @@ def _run(row: RunRow) -> ModelRun:
         id=row.id, name=row.name, plugin=row.plugin, weights=row.weights, params=dict(row.params or {}),
         device=row.device, status=row.status, created_at=row.created_at,  # type: ignore[arg-type]
         finished_at=row.finished_at, stats=dict(row.stats or {}),
+    )
+
+
+def _trained_model(row: TrainedModelRow) -> TrainedModel:
+    return TrainedModel(
+        id=row.id, name=row.name, task=row.task, plugin=row.plugin, base=row.base,  # type: ignore[arg-type]
+        status=row.status, weights=row.weights, sha256=row.sha256, params=dict(row.params or {}),  # type: ignore[arg-type]
+        split=dict(row.split or {}), metrics=dict(row.metrics or {}), history=list(row.history or []),
+        validation_run_id=row.validation_run_id, created_at=row.created_at, finished_at=row.finished_at,
     )
 
 
@@ -815,6 +828,59 @@ class Project:
         with self._session() as s:
             s.execute(delete(AnnotationRow).where(AnnotationRow.run_id == run_id))
             s.execute(delete(RunRow).where(RunRow.id == run_id))
+
+    # ---- the train/val split and trained models ----------------------------------------------------
+
+    def split(self) -> dict[int, Split]:
+        """The side (train or val) of every media that has one."""
+        with self._session() as s:
+            return {media_id: side for media_id, side in s.execute(select(SplitRow.media_id, SplitRow.split))}  # type: ignore[misc]
+
+    def set_split(self, sides: dict[int, Split], *, replace_all: bool = False) -> None:
+        """Store the side of these media (all others are forgotten with `replace_all`)."""
+        with self._session() as s:
+            if replace_all:
+                s.execute(delete(SplitRow))
+            else:
+                s.execute(delete(SplitRow).where(SplitRow.media_id.in_(list(sides))))
+            s.add_all(SplitRow(media_id=media_id, split=side) for media_id, side in sides.items())
+
+    def create_trained_model(
+        self, *, name: str, task: str, plugin: str, base: str, params: dict[str, Any], split: dict[str, Any]
+    ) -> TrainedModel:
+        with self._session() as s:
+            if s.scalar(select(TrainedModelRow.id).where(TrainedModelRow.name == name)) is not None:
+                raise StudioError(f"a trained model named {name!r} exists already; choose another name")
+            row = TrainedModelRow(name=name, task=task, plugin=plugin, base=base, params=params, split=split,
+                                  metrics={}, history=[])
+            s.add(row)
+            s.flush()
+            return _trained_model(row)
+
+    def update_trained_model(self, model_id: int, **values: Any) -> TrainedModel:
+        """Change some fields (status, weights, sha256, metrics, history, validation_run_id, finished_at)."""
+        with self._session() as s:
+            row = _get_row(s, TrainedModelRow, model_id)
+            for key, value in values.items():
+                setattr(row, key, value)
+            return _trained_model(row)
+
+    def trained_models(self) -> list[TrainedModel]:
+        with self._session() as s:
+            return [_trained_model(row) for row in s.scalars(select(TrainedModelRow).order_by(TrainedModelRow.id))]
+
+    def find_trained_model(self, name: str) -> TrainedModel:
+        """The trained model with this name; NotFoundError lists those there are."""
+        models = self.trained_models()
+        for model in models:
+            if model.name == name:
+                return model
+        names = ", ".join(m.name for m in models) or "none"
+        raise NotFoundError(f"no trained model named {name!r} (trained models: {names})")
+
+    def delete_trained_model(self, model_id: int) -> None:
+        with self._session() as s:
+            s.execute(delete(TrainedModelRow).where(TrainedModelRow.id == model_id))
 
     # ---- tags and settings -------------------------------------------------------------------------
 

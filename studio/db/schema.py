@@ -262,3 +262,34 @@ class EmbeddingRow(Base):
     dim: Mapped[int] = mapped_column(Integer)
     vector: Mapped[bytes] = mapped_column(LargeBinary)
     stamp: Mapped[str] = mapped_column(String(128))
+
+
+class SplitRow(Base):
+    """The project's train/val split, by media: a video's frames all fall on one side."""
+
+    __tablename__ = "splits"
+
+    media_id: Mapped[int] = mapped_column(ForeignKey("media.id", ondelete="CASCADE"), primary_key=True)
+    split: Mapped[str] = mapped_column(String(8))
+
+
+class TrainedModelRow(Base):
+    """A model trained on the project (see studio.core.types.TrainedModel)."""
+
+    __tablename__ = "trained_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(256), unique=True)
+    task: Mapped[str] = mapped_column(String(16))
+    plugin: Mapped[str] = mapped_column(String(256))
+    base: Mapped[str] = mapped_column(String(4096))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    weights: Mapped[str | None] = mapped_column(String(4096))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    split: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    history: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    validation_run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

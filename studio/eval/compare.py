@@ -7,7 +7,7 @@ those are the images worth a look, either to see where a model fails or to fix t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,11 +111,13 @@ def compare_runs(
     gt: Source = "human",
     iou_type: IouType = "bbox",
     conf: float = 0.25,
+    media_ids: Collection[int] | None = None,
 ) -> Comparison:
-    """Evaluate each run against `gt` and rank the images by how much the runs get wrong there."""
+    """Evaluate each run against `gt` and rank the images by how much the runs get wrong there
+    (on `media_ids` only when given: the validation images of trained models)."""
     if len(set(runs)) < 2 or len(set(runs)) != len(runs):
         raise StudioError("compare needs at least two different runs")
-    results = [evaluate(project, pred=run, gt=gt, iou_type=iou_type, conf=conf) for run in runs]
+    results = [evaluate(project, pred=run, gt=gt, iou_type=iou_type, conf=conf, media_ids=media_ids) for run in runs]
     media = {m.id: m for m in project.list_media()}
     rows = []
     for errors in zip(*(r.diagnosis.images for r in results), strict=True):

@@ -6,6 +6,7 @@ matching and accumulation are vectorised and a 50k-prediction run evaluates in s
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
@@ -134,13 +135,14 @@ def load_eval_data(
     gt: Source = "human",
     pred: Source,
     iou_type: IouType = "bbox",
+    media_ids: Collection[int] | None = None,
 ) -> EvalData:
     """Read ground truth and predictions for evaluation.
 
     The evaluated images are those with ground truth plus those known to be labelled though empty: listed
     by an imported dataset file (as COCOeval counts every image of its ground truth) or reviewed as
     "done". Predictions elsewhere are left out, since an image nobody labelled yet proves no prediction
-    wrong. A crowd region is a ground-truth annotation with the attribute ``iscrowd`` set,
+    wrong. `media_ids` restricts them to those media (a validation set). A crowd region is a ground-truth annotation with the attribute ``iscrowd`` set,
     as in COCO.
     """
     if iou_type not in IOU_TYPES:
@@ -162,6 +164,11 @@ def load_eval_data(
         )
     labelled = {(m.id, 0) for m in media.values() if (m.labelled or m.review_state == "done") and m.kind == "image"}
     keys = gt_keys | labelled
+    if media_ids is not None:
+        wanted = set(media_ids)
+        keys = {key for key in keys if key[0] in wanted}
+        if not keys:
+            raise StudioError("none of the chosen media holds ground truth to evaluate on")
     images = sorted(keys)
     index = {key: i for i, key in enumerate(images)}
     return EvalData(

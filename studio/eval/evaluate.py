@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -97,13 +98,14 @@ def evaluate(
     gt: Source = "human",
     iou_type: IouType = "bbox",
     conf: float = 0.25,
+    media_ids: Collection[int] | None = None,
 ) -> EvalResult:
     """Evaluate the predictions of `pred` (a run id) against `gt` ("human" or another run's id).
 
     COCO metrics use every prediction (as COCOeval does); per-image errors and the confusion matrix
-    use the predictions scoring at least `conf`.
+    use the predictions scoring at least `conf`. `media_ids` evaluates on those media only (a val set).
     """
-    data = load_eval_data(project, gt=gt, pred=pred, iou_type=iou_type)
+    data = load_eval_data(project, gt=gt, pred=pred, iou_type=iou_type, media_ids=media_ids)
     return EvalResult(
         gt_name=source_name(project, gt),
         pred_name=source_name(project, pred),

@@ -11,17 +11,19 @@ import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from studio.core.errors import StudioError
+from studio.core.errors import NotFoundError, StudioError
 from studio.core.geometry import clip_to_image, encode_mask
 from studio.core.shapes import Box, Mask
-from studio.core.types import Annotation, Media, ModelRun
+from studio.core.types import Annotation, Media, ModelRun, TrainedModel
 from studio.db.project import Project
 from studio.jobs.runner import CancelCheck, ProgressCallback, ProgressMeter, never_cancelled
 from studio.models.protocols import Detection, Detector, check_classes
-from studio.models.registry import device_for, get_plugin, load_model
+from studio.models.registry import all_plugins, device_for, get_plugin, load_model
+from studio.models.weights import sha256_of
 
 FrameRange = tuple[int, int | None]
 """First frame and the frame to stop before (None: the end), as Python slices count."""
@@ -49,9 +51,15 @@ def parse_frame_range(text: str) -> FrameRange:
 
 
 def plan(
-    project: Project, media_ids: Sequence[int] | None, *, every_n: int = 1, frame_range: FrameRange | None = None
+    project: Project,
+    media_ids: Sequence[int] | None,
+    *,
+    every_n: int = 1,
+    frame_range: FrameRange | None = None,
+    annotated_frames: bool = False,
 ) -> list[WorkItem]:
-    """The (media, frame) pairs to run on: every image, and every n-th frame of videos within the range."""
+    """The (media, frame) pairs to run on: every image, and every n-th frame of videos within the range
+    (only the frames holding human annotations with `annotated_frames`: a validation set)."""
     if every_n < 1:
         raise StudioError(f"--every must be 1 or more, got {every_n}")
     media = [project.get_media(i) for i in media_ids] if media_ids else project.list_media()
@@ -64,7 +72,10 @@ def plan(
         if start >= m.frame_count:
             raise StudioError(f"{m.name} has {m.frame_count} frames; frame range {start}:{stop or ''} lies outside it")
         stop = m.frame_count if stop is None else min(stop, m.frame_count)
-        items += [WorkItem(m, f) for f in range(start, stop, every_n)]
+        frames = range(start, stop, every_n)
+        if annotated_frames:
+            frames = [f for f in project.annotated_frames(m.id) if f in frames]  # type: ignore[assignment]
+        items += [WorkItem(m, f) for f in frames]
     if not items:
         raise StudioError("nothing to run on: the project has no media" if not media else "nothing to run on")
     return items
@@ -133,6 +144,33 @@ def detections_to_annotations(
     return result
 
 
+def resolve_model(project: Project, model_id: str, weights: str | None) -> tuple[str, str | None]:
+    """(plugin id, weights) for a plugin id, or for the name of a model trained on the project (its weights
+    file, checked against the sha256 recorded at training)."""
+    if model_id in {spec.id for spec in all_plugins()}:
+        return model_id, weights
+    try:
+        trained = project.find_trained_model(model_id)
+    except NotFoundError:
+        get_plugin(model_id)  # the plugin error, which lists the plugins
+        raise
+    if weights is not None:
+        raise StudioError(f"{model_id} is a model trained on the project; it brings its own weights (drop --weights)")
+    return trained.plugin, str(trained_model_weights(project, trained))
+
+
+def trained_model_weights(project: Project, model: TrainedModel) -> Path:
+    """The weights file of a trained model, checked against its recorded sha256."""
+    if model.weights is None:
+        raise StudioError(f"{model.name} has no weights (its training {model.status})")
+    path = project.root / model.weights
+    if not path.is_file():
+        raise NotFoundError(f"the weights of {model.name} are missing: {path}")
+    if sha256_of(path) != model.sha256:
+        raise StudioError(f"the weights of {model.name} ({path}) changed since training (sha256 mismatch)")
+    return path
+
+
 def _mask_at(mask: np.ndarray, size: tuple[int, int]) -> Mask | None:
     """A detector's (H, W) mask as a Mask on the image's pixel grid (resized if the model gave another
     size); None when it covers no pixel."""
@@ -159,13 +197,16 @@ def run_detection(
     classes: Sequence[str] | None = None,
     run_name: str | None = None,
     batch_size: int = 8,
+    annotated_frames: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelCheck = never_cancelled,
 ) -> ModelRun:
     """Detect objects on the chosen media (all by default) and return the new run (complete or cancelled).
 
-    A failure while running marks the run "failed" with the message and re-raises the error.
+    `plugin_id` is a plugin or a model trained on the project (see `resolve_model`). A failure while
+    running marks the run "failed" with the message and re-raises the error.
     """
+    plugin_id, weights = resolve_model(project, plugin_id, weights)
     spec = get_plugin(plugin_id)
     if spec.task != "detect":
         raise StudioError(f"{plugin_id} is a {spec.task} model, not a detector")
@@ -173,12 +214,12 @@ def run_detection(
         raise StudioError(f"confidence and IoU must lie in 0..1 (got conf={conf}, iou={iou})")
     if batch_size < 1:
         raise StudioError(f"batch size must be 1 or more, got {batch_size}")
-    items = plan(project, media_ids, every_n=every_n, frame_range=frame_range)
+    items = plan(project, media_ids, every_n=every_n, frame_range=frame_range, annotated_frames=annotated_frames)
     chosen_device = device_for(spec, device)
     params = {
         "conf": conf, "iou": iou, "classes": list(classes) if classes else None, "every_n": every_n,
         "frame_range": list(frame_range) if frame_range else None, "batch_size": batch_size,
-        "media_ids": list(media_ids) if media_ids else None,
+        "media_ids": list(media_ids) if media_ids else None, "annotated_frames": annotated_frames,
     }
     # The model loads before the run exists: a bad weights file is one error, not a failed run to clean up.
     load_started = time.monotonic()

@@ -19,9 +19,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Any
 
 from studio.core.errors import NotFoundError, StudioError
+from studio.core.types import TrainedModel
 from studio.models.device import free_device_memory, pick_device
 from studio.models.protocols import PluginSpec, Task
 from studio.models.weights import weights_dir
@@ -158,6 +160,26 @@ def weights_status(spec: PluginSpec) -> dict[str, Any]:
     }
 
 
+def trained_model_status(model: TrainedModel, weights: Path) -> dict[str, Any]:
+    """What `studio models PROJECT --json` prints for a model trained on the project: the same fields as a
+    plugin's, plus the plugin that runs it, its training status and metrics."""
+    spec = get_plugin(model.plugin)
+    return {
+        "id": model.name,
+        "family": "project",
+        "task": model.task,
+        "title": f"trained from {model.base} ({model.status})",
+        "devices": list(spec.devices),
+        "needs_weights": True,
+        "ready": model.weights is not None and weights.is_file(),
+        "weights": [{"name": weights.name, "path": str(weights), "sha256": model.sha256, "downloaded": weights.is_file()}],
+        "options": {},
+        "plugin": model.plugin,
+        "status": model.status,
+        "metrics": model.metrics,
+    }
+
+
 __all__ = [
     "ENTRY_POINT_GROUP",
     "MODEL_CACHE",
@@ -167,5 +189,6 @@ __all__ = [
     "device_for",
     "get_plugin",
     "load_model",
+    "trained_model_status",
     "weights_status",
 ]

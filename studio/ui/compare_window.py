@@ -66,8 +66,10 @@ class CompareOutcome:
     gt: Source
 
 
-def _compute(project: Project, runs: Sequence[Source], gt: Source, iou_type: str, conf: float) -> CompareOutcome:
-    comparison = compare_runs(project, runs, gt=gt, iou_type=iou_type, conf=conf)  # type: ignore[arg-type]
+def _compute(
+    project: Project, runs: Sequence[Source], gt: Source, iou_type: str, conf: float, media_ids: Sequence[int] | None
+) -> CompareOutcome:
+    comparison = compare_runs(project, runs, gt=gt, iou_type=iou_type, conf=conf, media_ids=media_ids)  # type: ignore[arg-type]
     return CompareOutcome(comparison, render_plots(comparison.results), gt)
 
 
@@ -112,11 +114,14 @@ class CompareWindow(QWidget):
         gt: Source = "human",
         iou_type: str = "bbox",
         conf: float = 0.25,
+        media_ids: Sequence[int] | None = None,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent, Qt.WindowType.Window)
         self.setWindowTitle("Compare runs")
         self.project, self.gt, self.conf = project, gt, conf
+        self.media_ids = list(media_ids) if media_ids is not None else None
+        """Compare on these media only (the validation images of trained models), else on all."""
         self.comparison: Comparison | None = None
         self.plots: list[Plot] = []
         self.current: ImageRow | None = None
@@ -261,9 +266,10 @@ class CompareWindow(QWidget):
         """Compare the ticked runs on a worker thread; the result is shown when it is ready."""
         runs = self.checked_runs()
         project, gt, iou_type, conf = self.project, self.gt_choice.currentData(), self.iou_type.currentText(), self.conf
+        media_ids = self.media_ids
 
         def work(_progress: Callable[[int, int], None], _cancelled: Callable[[], bool]) -> Any:
-            return _compute(project, runs, gt, iou_type, conf)
+            return _compute(project, runs, gt, iou_type, conf, media_ids)
 
         self.status.setText("Comparing...")
         self.busy = True

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from studio.ui.model_panel import ModelPanel
     from studio.ui.runs_panel import RunsPanel
     from studio.ui.search_panel import SearchPanel
+    from studio.ui.train_panel import TrainPanel
 
 TOOL_KEYS: dict[Tool, tuple[str, str]] = {
     "select": ("V", "Select, move and edit shapes"),
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         self.model_panel: ModelPanel | None = None
         self.ask_panel: AskPanel | None = None
         self.search_panel: SearchPanel | None = None
+        self.train_panel: TrainPanel | None = None
         self.jobs: list[Job] = []
         self.segment_tool: SamTool | None = None
         self._segmenter_loading = False
@@ -345,6 +347,8 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
     def closeEvent(self, event: QCloseEvent) -> None:
         self._remember_state()
         self.frame_reader.close()
+        if self.train_panel is not None:
+            self.train_panel.cancel()  # a training stops after its batch and keeps its checkpoint
         # workers (segmenter encodes, jobs) signal objects owned by this window: let them finish first
         QThreadPool.globalInstance().waitForDone(5000)
         if self.project is not None:
@@ -556,10 +560,11 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         from studio.ui.model_panel import ModelPanel
         from studio.ui.runs_panel import RunsPanel
         from studio.ui.search_panel import SearchPanel
+        from studio.ui.train_panel import TrainPanel
 
         if self.runs_panel is not None:
             self.runs_panel.detach()
-        for dock in (self.model_panel, self.runs_panel, self.ask_panel, self.search_panel):
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel, self.search_panel, self.train_panel):
             if dock is not None:
                 self.panels_menu.removeAction(dock.toggleViewAction())
                 self.removeDockWidget(dock)
@@ -575,7 +580,8 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         self.model_panel = ModelPanel(project, self, lazy=True)
         self.runs_panel = RunsPanel(self.session, self.undo_stack, self)
         self.ask_panel = AskPanel(project, self.undo_stack, self)
-        for dock in (self.model_panel, self.runs_panel, self.ask_panel):
+        self.train_panel = TrainPanel(project, self)
+        for dock in (self.model_panel, self.runs_panel, self.ask_panel, self.train_panel):
             self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
             self.tabifyDockWidget(self.properties_dock, dock)  # one tab group keeps the canvas wide
             self.panels_menu.addAction(dock.toggleViewAction())
@@ -583,6 +589,7 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
                 combo.setSizePolicy(QSizePolicy.Policy.Ignored, combo.sizePolicy().verticalPolicy())
         self.properties_dock.raise_()
         self.model_panel.run_finished.connect(self._on_run_finished)
+        self.train_panel.model_trained.connect(self._on_model_trained)
         self.model_panel.run_failed.connect(lambda message: self.statusBar().showMessage(message, 10000))
         self.runs_panel.annotations_changed.connect(self._on_predictions_accepted)
         self.media_shown.connect(self.ask_panel.set_current)
@@ -599,9 +606,12 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
 
     def compare_runs(self) -> None:
         """Open the comparison window on the runs shown; its "open image" brings the image here to fix it."""
+        self._open_comparison(sorted(self.session.visible_runs))
+
+    def _open_comparison(self, runs: list[int], media_ids: list[int] | None = None) -> None:
         from studio.ui.compare_window import CompareWindow
 
-        window = CompareWindow(self._require(), sorted(self.session.visible_runs), parent=self)
+        window = CompareWindow(self._require(), runs, media_ids=media_ids, parent=self)
         window.open_media.connect(lambda media_id: self.show_media(media_id))
         window.open_frame.connect(lambda media_id, frame: self.show_media(media_id, frame=frame))
         window.show()
@@ -610,6 +620,14 @@ class MainWindow(QMainWindow, SegmentationActions, LabelActions, DatasetActions,
         self.session.reload_labels()  # a detector may have brought new class names
         self.refresh_runs()
         self.session.set_source_visible(run_id, True)  # show what the model just found
+
+    def _on_model_trained(self, name: str, compared: tuple[list[int], list[int]] | None) -> None:
+        """Select the new model in the Model dock; open its comparison with the previous best at the worst images."""
+        assert self.model_panel is not None
+        self.model_panel.refresh_models(select=name)
+        self.refresh_runs()
+        if compared is not None:
+            self._open_comparison(*compared)
 
     def _on_predictions_accepted(self) -> None:
         if self.media is not None:

@@ -33,7 +33,7 @@ from studio.jobs.predict import parse_frame_range, run_detection
 from studio.jobs.runner import ProgressMeter, format_eta
 from studio.models.device import DEVICE_CHOICES
 from studio.models.protocols import PluginSpec
-from studio.models.registry import all_plugins, broken_plugins
+from studio.models.registry import all_plugins, broken_plugins, get_plugin
 from studio.ui.jobs import _Worker, _WorkerSignals
 
 SCOPES = ("current image", "selection", "all media")
@@ -56,7 +56,8 @@ class ModelPanel(QDockWidget):
         self.selection: list[int] = []
         self.worker: _Worker | None = None
         self.meter: ProgressMeter | None = None
-        self.specs: list[PluginSpec] = []
+        self.entries: list[tuple[str, PluginSpec, bool]] = []
+        """(model id for run_detection, the plugin that runs it, whether it was trained on the project)."""
         self._plugins_loaded = False
 
         self.plugin = QComboBox()
@@ -116,16 +117,29 @@ class ModelPanel(QDockWidget):
             self.load_plugins()
 
     def load_plugins(self) -> None:
-        """List the detector plugins (once); broken ones are named in the tooltip."""
+        """List the detector plugins and trained models (once); broken plugins are named in the tooltip."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        self.specs = all_plugins(task="detect")
-        for spec in self.specs:
-            self.plugin.addItem(spec.title, spec.id)
-            self.plugin.setItemData(self.plugin.count() - 1, spec.title, Qt.ItemDataRole.ToolTipRole)
         broken = broken_plugins()
         self.plugin.setToolTip("\n".join(f"{name}: {error}" for name, error in broken.items()) or "detector plugins")
+        self.refresh_models()
+
+    def refresh_models(self, select: str | None = None) -> None:
+        """List the detector plugins and the models trained on the project; keep (or `select`) the choice."""
+        chosen = select or self.plugin.currentData()
+        self.entries = [(spec.id, spec, False) for spec in all_plugins(task="detect")]
+        self.entries += [
+            (m.name, get_plugin(m.plugin), True) for m in self.project.trained_models() if m.weights is not None
+        ]
+        self.plugin.blockSignals(True)
+        self.plugin.clear()
+        for model_id, spec, trained in self.entries:
+            title = f"{model_id} (trained on this project)" if trained else spec.title
+            self.plugin.addItem(title, model_id)
+            self.plugin.setItemData(self.plugin.count() - 1, title, Qt.ItemDataRole.ToolTipRole)
+        self.plugin.setCurrentIndex(max(0, self.plugin.findData(chosen)))
+        self.plugin.blockSignals(False)
         self._on_plugin_changed()
 
     def showEvent(self, event: QShowEvent) -> None:
@@ -143,8 +157,14 @@ class ModelPanel(QDockWidget):
     # ---- settings ------------------------------------------------------------------------------------
 
     def spec(self) -> PluginSpec | None:
+        """The plugin that runs the chosen model (for a trained model: the plugin of its family)."""
         index = self.plugin.currentIndex()
-        return self.specs[index] if 0 <= index < len(self.specs) else None
+        return self.entries[index][1] if 0 <= index < len(self.entries) else None
+
+    def trained(self) -> bool:
+        """Whether the chosen model was trained on the project (it brings its own weights)."""
+        index = self.plugin.currentIndex()
+        return 0 <= index < len(self.entries) and self.entries[index][2]
 
     @Slot()
     def _on_plugin_changed(self) -> None:
@@ -153,8 +173,8 @@ class ModelPanel(QDockWidget):
         if spec is None:
             self.status.setText("no detector plugin is installed")
             return
-        self.weights.setEnabled(spec.needs_weights)
-        self.browse.setEnabled(spec.needs_weights)
+        self.weights.setEnabled(spec.needs_weights and not self.trained())
+        self.browse.setEnabled(spec.needs_weights and not self.trained())
         prompt = bool(spec.options.get("text_prompt"))
         self.classes.setPlaceholderText("text prompt, e.g. person, red car" if prompt else "all classes, or a, b")
         self.classes.setText(", ".join(spec.options.get("default_classes") or []))  # another model's classes mislead
@@ -188,8 +208,8 @@ class ModelPanel(QDockWidget):
         classes = [c.strip() for c in self.classes.text().split(",") if c.strip()] or None
         frames = self.frames.text().strip()
         return {
-            "plugin_id": spec.id,
-            "weights": (self.weights.text().strip() or None) if spec.needs_weights else None,
+            "plugin_id": self.plugin.currentData(),
+            "weights": (self.weights.text().strip() or None) if spec.needs_weights and not self.trained() else None,
             "device": self.device.currentText(),
             "media_ids": self.media_ids(),
             "every_n": self.every.value(),

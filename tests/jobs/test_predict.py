@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pytest
+from conftest import write_brightness_video
 
 from studio.cli.main import main
 from studio.core.errors import StudioError
@@ -129,14 +130,7 @@ def test_bad_parameters_are_refused_before_anything_runs(project, images, detect
 
 
 def test_video_every_nth_frame_within_a_range(project, tmp_path, detector):
-    import cv2
-
-    path = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
-    for i in range(12):
-        writer.write(np.full((48, 64, 3), 20 * i, np.uint8))
-    writer.release()
-    (video,) = add_paths(project, [path]).added
+    (video,) = add_paths(project, [write_brightness_video(tmp_path / "clip.avi")]).added
     run = run_detection(project, "fake", every_n=3, frame_range=(2, 11), classes=["thing"], conf=0.0, device="cpu")
     stored = project.annotations(source=run.id)
     assert [a.frame for a in stored] == [2, 5, 8]

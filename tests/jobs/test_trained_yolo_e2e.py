@@ -7,42 +7,18 @@ recipe and the ultralytics version); a fresh checkout trains once.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from squares import FAST_RECIPE, IMAGE_SIZE, square_images, tiny_yolo_config
 
 from studio.cli.main import main
 from studio.core.geometry import iou
-from studio.core.shapes import Box
 from studio.io.media import add_paths
 
 RECIPE = "squares-v1"
-IMAGE_SIZE = 64
 EPOCHS = 60
-
-
-def _square_images(folder: Path, count: int, *, seed: int) -> dict[str, list[Box]]:
-    """`count` 64x64 dark-noise images with two white squares each (one per half); returns the true boxes."""
-    import cv2
-
-    rng = np.random.default_rng(seed)
-    folder.mkdir(parents=True, exist_ok=True)
-    truth: dict[str, list[Box]] = {}
-    for i in range(count):
-        image = rng.integers(0, 60, (IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.uint8)
-        boxes = []
-        for half in range(2):
-            side = int(rng.integers(12, 22))
-            x = int(rng.integers(0, IMAGE_SIZE // 2 - side)) + half * IMAGE_SIZE // 2
-            y = int(rng.integers(0, IMAGE_SIZE - side))
-            image[y : y + side, x : x + side] = 255
-            boxes.append(Box(x, y, x + side, y + side))
-        cv2.imwrite(str(folder / f"{i}.png"), image)
-        truth[f"{i}.png"] = boxes
-    return truth
 
 
 def _train(work: Path) -> Path:
@@ -50,7 +26,7 @@ def _train(work: Path) -> Path:
     from studio_plugins.ultralytics_detect import _ultralytics
 
     ultralytics = _ultralytics()
-    truth = _square_images(work / "train" / "images", 48, seed=0)
+    truth = square_images(work / "train" / "images", 48, seed=0)
     (work / "train" / "labels").mkdir()
     for name, boxes in truth.items():
         lines = [
@@ -60,15 +36,11 @@ def _train(work: Path) -> Path:
         ]
         (work / "train" / "labels" / name.replace(".png", ".txt")).write_text("\n".join(lines))
     (work / "data.yaml").write_text(f"path: {work}\ntrain: train/images\nval: train/images\nnames:\n  0: square\n")
-    base = Path(ultralytics.__file__).parent / "cfg" / "models" / "11" / "yolo11.yaml"
-    config = re.sub(r"scales:.*?\n(?=\S)", "scales:\n  t: [0.33, 0.125, 256]\n", base.read_text(), flags=re.S)
-    (work / "yolo11t.yaml").write_text(config.replace("nc: 80", "nc: 1"))
-    model = ultralytics.YOLO(str(work / "yolo11t.yaml"))
+    model = ultralytics.YOLO(str(tiny_yolo_config(work / "yolo11t.yaml")))
     model.train(
         data=str(work / "data.yaml"), epochs=EPOCHS, imgsz=IMAGE_SIZE, batch=16, workers=0, device="cpu",
-        optimizer="Adam", lr0=0.01, warmup_epochs=1, seed=0, plots=False, amp=False, val=False, verbose=False,
-        mosaic=0.0, close_mosaic=0, hsv_h=0, hsv_s=0, hsv_v=0, scale=0.0, translate=0.0,
-        project=str(work / "runs"), name="squares", exist_ok=True,
+        seed=0, plots=False, val=False, verbose=False, project=str(work / "runs"), name="squares", exist_ok=True,
+        **FAST_RECIPE,
     )
     return work / "runs" / "squares" / "weights" / "last.pt"
 
@@ -89,7 +61,7 @@ def square_detector(request, tmp_path_factory) -> Path:
 
 @pytest.mark.slow
 def test_studio_predict_finds_the_squares(square_detector, project, tmp_path, capsys):
-    truth = _square_images(tmp_path / "new", 10, seed=123)
+    truth = square_images(tmp_path / "new", 10, seed=123)
     media = add_paths(project, [tmp_path / "new"]).added
     assert len(media) == 10
     code = main(["predict", str(project.root), "--model", "yolo", "--weights", str(square_detector),

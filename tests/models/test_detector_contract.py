@@ -19,6 +19,7 @@ CHEAP_MODELS: dict[str, dict[str, object]] = {
     "rtdetr": {"weights": "rtdetr-l.yaml", "imgsz": SMALL},
     "yolo-world": {"weights": "yolov8s-worldv2.yaml", "imgsz": SMALL},
     "yoloe": {"weights": "yoloe-11s.yaml", "imgsz": SMALL},
+    "onnx": {},  # weights: the `onnx_file` fixture, a random-init YOLO11n exported at SMALL
 }
 PROMPT = ["white square", "dark blob"]
 
@@ -28,6 +29,15 @@ def text_encoder():
     from studio_plugins.ultralytics_detect import open_clip_text_encoder
 
     return open_clip_text_encoder()  # CLIP ViT-B-32's architecture with random weights
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory) -> str:
+    from studio_plugins.ultralytics_detect import _ultralytics
+
+    folder = tmp_path_factory.mktemp("onnx")  # saved first: ultralytics writes the export beside the model file
+    _ultralytics().YOLO("yolo11n.yaml").save(str(folder / "yolo11n.pt"))
+    return _ultralytics().YOLO(str(folder / "yolo11n.pt")).export(format="onnx", imgsz=SMALL, simplify=False)
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +58,8 @@ def test_detector_contract(plugin_id, images, request):
     assert plugin_id in CHEAP_MODELS, f"add a cheap model for {plugin_id} to CHEAP_MODELS"
     spec = get_plugin(plugin_id)
     options = {"text_encoder": request.getfixturevalue("text_encoder")} if spec.options.get("text_prompt") else {}
+    if plugin_id == "onnx":
+        options["weights"] = request.getfixturevalue("onnx_file")
     detector = spec.load(device="cpu", **CHEAP_MODELS[plugin_id], **options)
     assert isinstance(detector, Detector)
     classes = PROMPT if spec.options.get("text_prompt") else None

@@ -68,6 +68,8 @@ class DatasetImage:
     embedded: bytes | None = None
     media_id: int | None = None
     tags: list[str] = field(default_factory=list)
+    split: str | None = None
+    """"train" or "val" when the caller chose the side (training uses the project's stored split)."""
 
 
 @dataclass

@@ -386,7 +386,12 @@ def _class_ids(dataset: Dataset) -> dict[str, int]:
 
 
 def _splits(images: list[DatasetImage]) -> list[str]:
-    """train or val for each image, stable across exports; both splits used when there are >= 2 images."""
+    """train or val for each image, stable across exports; both splits used when there are >= 2 images.
+
+    When every image carries its side (training from the project's stored split), that side is used.
+    """
+    if images and all(image.split in SPLITS for image in images):
+        return [str(image.split) for image in images]
     hashes = [zlib.crc32(image.file_name.encode()) for image in images]
     splits = ["val" if h % VAL_EVERY == 0 else "train" for h in hashes]
     if len(images) >= 2 and len(set(splits)) == 1:
