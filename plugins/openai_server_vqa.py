@@ -26,7 +26,7 @@ import numpy as np
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
 from studio.models.protocols import DEFAULT_ASK_PARAMS, AskParams, ChatTurn, PluginSpec
-from studio.models.vqa import image_data_uri, region_view
+from studio.models.vqa import conversation, image_data_uri, region_view
 
 API_KEY_ENV = "STUDIO_API_KEY"
 KEYRING_SERVICE = "studio"
@@ -103,13 +103,9 @@ class ChatServerVQA:
     def messages(self, image: np.ndarray, question: str, history: Sequence[ChatTurn]) -> list[dict[str, Any]]:
         """The chat: the image with the first question, then the earlier answers and questions as text."""
         picture = {"type": "image_url", "image_url": {"url": image_data_uri(image)}}
-        first = history[0].question if history else question
-        messages: list[dict[str, Any]] = [{"role": "user", "content": [picture, {"type": "text", "text": first}]}]
-        for i, turn in enumerate(history):
-            messages.append({"role": "assistant", "content": turn.answer})
-            following = history[i + 1].question if i + 1 < len(history) else question
-            messages.append({"role": "user", "content": following})
-        return messages
+        (role, first), *later = conversation(question, history)
+        messages: list[dict[str, Any]] = [{"role": role, "content": [picture, {"type": "text", "text": first}]}]
+        return messages + [{"role": role, "content": text} for role, text in later]
 
     def ask(
         self,

@@ -21,7 +21,7 @@ import numpy as np
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
 from studio.models.protocols import DEFAULT_ASK_PARAMS, AskParams, ChatTurn, PluginSpec, WeightsFile
-from studio.models.vqa import region_view
+from studio.models.vqa import conversation, region_view
 from studio.models.weights import WeightsError
 
 DEFAULT_MODEL = "HuggingFaceTB/SmolVLM-256M-Instruct"
@@ -65,14 +65,11 @@ class TransformersVQA:
 
         picture = Image.fromarray(cv2.cvtColor(image, cv2.COLOR_BGR2RGB))
         if getattr(self.processor, "chat_template", None):
-            first = history[0].question if history else question
+            (role, first), *later = conversation(question, history)
             messages: list[dict[str, Any]] = [
-                {"role": "user", "content": [{"type": "image", "image": picture}, {"type": "text", "text": first}]}
+                {"role": role, "content": [{"type": "image", "image": picture}, {"type": "text", "text": first}]}
             ]
-            for i, turn in enumerate(history):
-                following = history[i + 1].question if i + 1 < len(history) else question
-                messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.answer}]})
-                messages.append({"role": "user", "content": [{"type": "text", "text": following}]})
+            messages += [{"role": role, "content": [{"type": "text", "text": text}]} for role, text in later]
             inputs = self.processor.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt"
             )

@@ -18,7 +18,7 @@ import numpy as np
 
 from studio.core.errors import StudioError
 from studio.core.shapes import Box
-from studio.models.protocols import AskParams, Detection
+from studio.models.protocols import AskParams, ChatTurn, Detection
 
 DRAWN_BOX_BGR = (255, 0, 255)
 """Magenta: rare in photos, so the drawn region stands out from what is in the image."""
@@ -46,6 +46,15 @@ def region_view(image: np.ndarray, region: Box | None, params: AskParams) -> np.
     if x2 - x1 < 1 or y2 - y1 < 1:
         raise StudioError(f"the region {region} lies outside the {width}x{height} image")
     return image[y1:y2, x1:x2]
+
+
+def conversation(question: str, history: Sequence[ChatTurn]) -> list[tuple[str, str]]:
+    """The chat as (role, text), oldest first: the earlier questions with their answers, then `question`.
+    Backends send the image with the first user turn."""
+    turns: list[tuple[str, str]] = []
+    for turn in history:
+        turns += [("user", turn.question), ("assistant", turn.answer)]
+    return [*turns, ("user", question)]
 
 
 def image_data_uri(image: np.ndarray, *, quality: int = 90) -> str:
