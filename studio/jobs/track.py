@@ -30,9 +30,6 @@ from studio.db.project import Project
 from studio.jobs.predict import FrameRange, run_detection
 from studio.jobs.runner import CancelCheck, ProgressCallback, ProgressMeter, never_cancelled
 
-WRITE_EVERY = 500
-"""Frames between writes of track ids: bounded memory and short transactions on long videos."""
-
 
 def track_run(
     project: Project, run: ModelRun, media_id: int, *, activation: float = 0.5, lost_frames: int = 30,
@@ -93,9 +90,8 @@ def track_run(
             outside = [(last + 1, media.frame_count - 1)] if last + 1 < media.frame_count else []
             track = track_store.create_track(project, media_id, label_id, run_id=run.id,
                                              attributes={"tracker_id": tracker_id}, outside=outside)
-            for start in range(0, len(anns), WRITE_EVERY):
-                for ann in anns[start : start + WRITE_EVERY]:
-                    project.update_annotation(replace(ann, track_id=track.id, label_id=label_id))
+            for ann in anns:
+                project.update_annotation(replace(ann, track_id=track.id, label_id=label_id))
             created.append(track)
     return created
 
